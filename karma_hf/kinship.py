@@ -1,0 +1,244 @@
+"""Kinship between origin models and kin-pair selection (KARMA §2.1–2.4, vectorised with numpy).
+
+Given a :class:`~karma_hf.scores.ScoreTable` (models × benchmarks, each benchmark in its own
+unit):
+
+1. every benchmark is min–max normalised over the candidate pool,
+   ``n_ik = (b_ik - min_k) / (max_k - min_k)``. A benchmark whose max equals its min carries no
+   information about the models; it is **dropped with a warning** (recorded in
+   ``Kinship.dropped_benchmarks``) instead of dividing by zero;
+2. ``S_pref(M_i) = mean_k n_ik`` (Eq. 2);
+3. kinship ``S_ij = cos(n_i, n_j)`` (Eq. 1). A model whose normalised vector is all zeros (the
+   worst model on every benchmark) has no direction: its cosine with every *other* model is 0,
+   so it is never kin at ``tau > 0``. The diagonal is 1 by definition (a model is its own kin;
+   pairs are always of two distinct models). All values lie in [0, 1] because normalised scores
+   are non-negative;
+4. pairs with ``S_ij < tau`` are not kin and are never paired.
+
+Pair selection, :meth:`Kinship.select`, works on any subset of models (the models that answered
+one instruction). Models are ranked by S_pref, best first; equal S_pref is ordered by model id
+(so iteration is deterministic, but a pair of equal S_pref is still a *tie*, see below).
+
+- ``score`` (K_score): walk the ranking; the first model that has a kin partner is paired with
+  its best-ranked kin partner (the top two when they are kin);
+- ``sim`` (K_sim): the kin pair with the highest cosine; equal cosines go to the pair whose
+  members rank higher (first the better member, then its partner);
+- ``score_sim`` (K_(score,sim)): the best-ranked model that has a kin partner, paired with its
+  most similar kin partner; equal cosines go to the better-ranked partner.
+
+Within the pair, the model with the higher S_pref is ``chosen`` (Eq. 3). Equal S_pref is never
+broken at random: the selection returns ``NoPair("tie")``. With no kin pair it returns
+``NoPair("no_kin_above_tau")``, and with fewer than two models ``NoPair("fewer_than_two")``.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from karma_hf.errors import KarmaError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from karma_hf.scores import ScoreTable
+
+MODES: tuple[str, ...] = ("score", "sim", "score_sim")
+MODE_DESCRIPTIONS: dict[str, str] = {
+    "score": "K_score: the two best models by S_pref that are kin (cosine >= tau)",
+    "sim": "K_sim: the kin pair with the highest cosine kinship",
+    "score_sim": "K_(score,sim): the best model by S_pref with a kin partner, and its most similar kin partner",
+}
+DEFAULT_TAU = 0.1
+NO_PAIR_REASONS: tuple[str, ...] = ("fewer_than_two", "no_kin_above_tau", "tie")
+
+
+@dataclass(frozen=True)
+class Pair:
+    """A selected pair: ``chosen`` has the higher S_pref."""
+
+    chosen: str
+    rejected: str
+    kinship: float
+    s_pref_chosen: float
+    s_pref_rejected: float
+
+
+@dataclass(frozen=True)
+class NoPair:
+    """No pair for this candidate set, with the reason (one of :data:`NO_PAIR_REASONS`)."""
+
+    reason: str
+
+    def __bool__(self) -> bool:  # lets callers write ``if result:``
+        return False
+
+
+def min_max_normalize(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Min–max normalise each column; return ``(normalised, informative_mask)``.
+
+    Columns whose max equals their min are not informative; they are returned as zeros and
+    flagged ``False`` in the mask so callers can drop them.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    lo = values.min(axis=0)
+    span = values.max(axis=0) - lo
+    informative = span > 0
+    safe = np.where(informative, span, 1.0)
+    normalized = np.where(informative, (values - lo) / safe, 0.0)
+    return normalized, informative
+
+
+def cosine_matrix(vectors: np.ndarray) -> np.ndarray:
+    """Pairwise cosine of the rows; zero rows have cosine 0 with every other row; diagonal 1."""
+    vectors = np.asarray(vectors, dtype=np.float64)
+    norms = np.linalg.norm(vectors, axis=1)
+    unit = np.divide(vectors, norms[:, None], out=np.zeros_like(vectors), where=norms[:, None] > 0)
+    cos = unit @ unit.T
+    np.clip(cos, -1.0, 1.0, out=cos)
+    np.fill_diagonal(cos, 1.0)
+    return cos
+
+
+@dataclass
+class Kinship:
+    """Normalised scores, S_pref and the cosine kinship matrix of a pool of origin models."""
+
+    models: tuple[str, ...]
+    benchmarks: tuple[str, ...]
+    normalized: np.ndarray
+    s_pref: np.ndarray
+    cosine: np.ndarray
+    tau: float = DEFAULT_TAU
+    dropped_benchmarks: tuple[str, ...] = ()
+    display_names: dict[str, str] = field(default_factory=dict)
+    index: dict[str, int] = field(init=False)
+    _cache: dict[tuple[str, tuple[int, ...]], Pair | NoPair] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.index = {m: i for i, m in enumerate(self.models)}
+        self._cache = {}
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_table(cls, table: ScoreTable, tau: float = DEFAULT_TAU) -> Kinship:
+        """Normalise ``table`` over its models and compute S_pref and cosine kinship."""
+        return cls.from_values(table.models, table.benchmarks, table.values, tau=tau,
+                               display_names=dict(table.display_names))
+
+    @classmethod
+    def from_values(cls, models: Iterable[str], benchmarks: Iterable[str], values: Any,
+                    tau: float = DEFAULT_TAU, display_names: dict[str, str] | None = None) -> Kinship:
+        models = tuple(models)
+        benchmarks = tuple(benchmarks)
+        values = np.asarray(values, dtype=np.float64)
+        if values.shape != (len(models), len(benchmarks)):
+            raise KarmaError(f"score values have shape {values.shape}, expected "
+                             f"({len(models)} models, {len(benchmarks)} benchmarks)")
+        if not np.isfinite(values).all():
+            raise KarmaError("score table contains NaN or infinite values")
+        if not 0.0 <= tau <= 1.0:
+            raise KarmaError(f"--tau must be within [0, 1], got {tau}")
+        if len(models) < 2:
+            raise KarmaError(f"kinship needs at least 2 models, the score table has {len(models)}")
+        normalized, informative = min_max_normalize(values)
+        dropped = tuple(b for b, ok in zip(benchmarks, informative) if not ok)
+        if dropped:
+            warnings.warn(f"benchmark(s) {', '.join(dropped)} have the same score for every model "
+                          "and carry no information: dropped from kinship", stacklevel=2)
+        if not informative.any():
+            raise KarmaError("every benchmark has the same score for all models: kinship is undefined")
+        normalized = normalized[:, informative]
+        kept = tuple(b for b, ok in zip(benchmarks, informative) if ok)
+        return cls(models=models, benchmarks=kept, normalized=normalized,
+                   s_pref=normalized.mean(axis=1), cosine=cosine_matrix(normalized), tau=float(tau),
+                   dropped_benchmarks=dropped, display_names=dict(display_names or {}))
+
+    # ------------------------------------------------------------------ lookups
+    def _idx(self, model: str) -> int:
+        try:
+            return self.index[model]
+        except KeyError:
+            known = ", ".join(self.models[:20]) + (" ..." if len(self.models) > 20 else "")
+            raise KarmaError(f"unknown model {model!r}; the score table has: {known}") from None
+
+    def s_pref_of(self, model: str) -> float:
+        return float(self.s_pref[self._idx(model)])
+
+    def kinship_of(self, a: str, b: str) -> float:
+        return float(self.cosine[self._idx(a), self._idx(b)])
+
+    def is_kin(self, a: str, b: str) -> bool:
+        return a != b and self.kinship_of(a, b) >= self.tau
+
+    def ranking(self) -> list[str]:
+        """Model ids by S_pref, best first (equal S_pref by id)."""
+        return [self.models[i] for i in self._rank(np.arange(len(self.models)))]
+
+    def _rank(self, idx: np.ndarray) -> np.ndarray:
+        names = np.array([self.models[i] for i in idx])
+        order = np.lexsort((names, -self.s_pref[idx]))  # last key is primary
+        return idx[order]
+
+    # ------------------------------------------------------------------ selection
+    def select(self, mode: str, candidates: Iterable[str]) -> Pair | NoPair:
+        """Select the pair for ``mode`` among ``candidates`` (duplicates are ignored)."""
+        if mode not in MODES:
+            raise KarmaError(f"unknown mode {mode!r}; choose from {', '.join(MODES)}")
+        idx = tuple(sorted({self._idx(m) for m in candidates}))
+        key = (mode, idx)
+        hit = self._cache.get(key)
+        if hit is None:
+            hit = self._select(mode, np.asarray(idx, dtype=np.int64))
+            if len(self._cache) < 100_000:
+                self._cache[key] = hit
+        return hit
+
+    def _select(self, mode: str, idx: np.ndarray) -> Pair | NoPair:
+        if idx.size < 2:
+            return NoPair("fewer_than_two")
+        order = self._rank(idx)
+        sub = self.cosine[np.ix_(order, order)]
+        kin = sub >= self.tau
+        np.fill_diagonal(kin, False)
+        has_partner = kin.any(axis=1)
+        if not has_partner.any():
+            return NoPair("no_kin_above_tau")
+        if mode == "score":
+            a = int(np.argmax(has_partner))
+            b = int(np.argmax(kin[a]))
+        elif mode == "score_sim":
+            a = int(np.argmax(has_partner))
+            row = np.where(kin[a], sub[a], -np.inf)
+            b = int(np.argmax(row))  # first maximum = best-ranked partner among equals
+        else:  # sim
+            upper = np.where(np.triu(kin, k=1), sub, -np.inf)
+            best = upper.max()
+            a, b = (int(v) for v in np.argwhere(upper == best)[0])  # row-major: best-ranked first
+        first, second = int(order[min(a, b)]), int(order[max(a, b)])
+        s1, s2 = float(self.s_pref[first]), float(self.s_pref[second])
+        if s1 == s2:
+            return NoPair("tie")
+        return Pair(chosen=self.models[first], rejected=self.models[second],
+                    kinship=float(self.cosine[first, second]), s_pref_chosen=s1, s_pref_rejected=s2)
+
+    def global_pairs(self) -> dict[str, Pair | NoPair]:
+        """The pair each mode picks over the whole pool."""
+        return {mode: self.select(mode, self.models) for mode in MODES}
+
+    # ------------------------------------------------------------------ export
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe summary (rounded to 6 decimals so output is stable across BLAS builds)."""
+        return {
+            "models": list(self.models),
+            "display_names": {m: self.display_names.get(m, m) for m in self.models},
+            "benchmarks": list(self.benchmarks),
+            "dropped_benchmarks": list(self.dropped_benchmarks),
+            "tau": self.tau,
+            "s_pref": {m: round(float(v), 6) for m, v in zip(self.models, self.s_pref)},
+            "normalized": {m: [round(float(x), 6) for x in row]
+                           for m, row in zip(self.models, self.normalized)},
+            "cosine": [[round(float(x), 6) for x in row] for row in self.cosine],
+        }
