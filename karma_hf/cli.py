@@ -173,5 +173,167 @@ def plot(scores, benchmarks, allow_missing, aliases, out, tau, cut, formats):
         click.echo(str(path))
 
 
+# --- report + quickstart ---
+def _csv_list(value: str | None) -> list[str] | None:
+    return [v.strip() for v in value.split(",") if v.strip()] if value else None
+
+
+@cli.command("report")
+@click.argument("dataset", metavar="DATASET_DIR_OR_HUB_ID")
+@click.option("--modes", default=None, metavar="M1,M2",
+              help="Modes to analyse (default: every mode in the dataset). The baseline is always added when present.")
+@click.option("--baseline", default="rlaif", show_default=True, help="Mode shown side by side as the baseline.")
+@click.option("--splits", default="train,test", show_default=True, help="Pair splits to pool.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Output folder (default: DATASET_DIR/report, or ./karma-report-<user>--<name> for a Hub id).")
+@click.option("--revision", default=None, help="Hub revision (Hub ids only).")
+def report_cmd(dataset: str, modes: str | None, baseline: str, splits: str, out: Path | None,
+               revision: str | None) -> None:
+    """Response Quality Gap, rating agreement, kinship and factor differences per mode vs the baseline.
+
+    \b
+    Writes report.md (with PNG charts in figures/) and report.json, and prints a summary.
+    Example:  karma report karma-quickstart/dataset --modes sim,score
+    """
+    from rich.console import Console
+
+    from karma_hf.report import run_report, summary_table
+
+    console = Console()
+    with console.status(f"analysing {dataset} ..."):
+        res = run_report(dataset, modes=_csv_list(modes), out=out, baseline=baseline,
+                         splits=_csv_list(splits) or ("train", "test"), revision=revision)
+    console.print(summary_table(res.report))
+    console.print(f"report:  {res.markdown}\njson:    {res.json}\nfigures: {res.figures[0].parent}/")
+
+
+@cli.command("quickstart")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("karma-quickstart"),
+              show_default=True, help="Folder for the dataset, card, plots and report.")
+def quickstart_cmd(out: Path) -> None:
+    """Run the whole method offline on the embedded (synthetic) UltraFeedback sample.
+
+    \b
+    Kinship on the paper's scores -> all four preference sets (score, sim, score_sim, rlaif)
+    -> dataset folder + card -> kinship plots -> report. No network, no GPU, < 1 minute.
+    """
+    from karma_hf.quickstart import run_quickstart
+
+    run_quickstart(out)
+
+
+# --- train + compare ---
+_TRAIN_HELP_TAIL = """
+    \b
+    Every field of TRL's ScriptArguments (dataset_name, dataset_config = the KARMA mode,
+    dataset_train_split, dataset_test_split), {cfg} (and transformers' TrainingArguments)
+    and ModelConfig (model_name_or_path, dtype, use_peft, lora_r, load_in_4bit, ...) is
+    accepted from the YAML and as --flag value (flags win), plus karma's own options
+    (karma_eval_tasks, karma_eval_limit, karma_eval_on_save, dataset_revision, ...).
+    `--list-fields` prints them all. An unknown or removed key is an error naming it.
+    \b
+    Multi-GPU / DeepSpeed / FSDP, no code change:
+      accelerate launch --config_file recipes/accelerate/zero3.yaml -m karma_hf.cli \\
+          train {stage} --config recipes/qwen2.5-7b-instruct/{stage}.yaml
+"""
+
+
+def _train_command(stage: str, cfg: str, summary: str):
+    @click.command(stage, context_settings={**CONTEXT_SETTINGS, "ignore_unknown_options": True,
+                                            "allow_extra_args": True},
+                   help=summary + "\n" + _TRAIN_HELP_TAIL.format(cfg=cfg, stage=stage))
+    @click.option("--list-fields", is_flag=True, help="Print every accepted field (TRL's parser help) and exit.")
+    @click.pass_context
+    def command(ctx: click.Context, list_fields: bool) -> None:
+        import os
+
+        from karma_hf.train import make_parser, train
+
+        if list_fields:
+            click.echo(make_parser(stage).format_help())
+            return
+        result = train(stage, list(ctx.args))
+        if os.environ.get("RANK", "0") != "0":
+            return
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(title=f"karma train {stage}", show_header=False)
+        table.add_row("output_dir", str(result.output_dir))
+        table.add_row("steps", str(result.global_step))
+        if "train_loss" in result.metrics:
+            table.add_row("train loss", f"{result.metrics['train_loss']:.4f}")
+        table.add_row("train time", f"{result.train_seconds:.1f} s")
+        table.add_row("provenance", str(result.output_dir / "karma_provenance.json"))
+        for f in result.eval_files:
+            table.add_row("karma eval", str(f))
+        Console().print(table)
+
+    return command
+
+
+@cli.group("train", context_settings=CONTEXT_SETTINGS)
+def train_group() -> None:
+    """Align a student on a KARMA set with TRL: `karma train sft|dpo --config RECIPE.yaml`.
+
+    \b
+    Recipes: recipes/<model>/{sft,dpo}.yaml (paper Appendix A settings), recipes/tiny/ (CPU).
+    Each run writes karma_provenance.json and a model-card section tying it to its data;
+    with --karma_eval_tasks karma it is scored on the karma tasks (RUN_DIR/karma_eval/).
+    """
+
+
+train_group.add_command(_train_command(
+    "sft", "SFTConfig", "Supervised fine-tuning on the chosen responses (prompt/completion, completion-only loss)."))
+train_group.add_command(_train_command(
+    "dpo", "DPOConfig", "DPO on the KARMA pairs (prompt/chosen/rejected)."))
+
+
+@cli.command("compare")
+@click.argument("run_dirs", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--baseline", type=click.Path(path_type=Path), default=None,
+              help="Run to mark as baseline (e.g. the RLAIF-trained run); deltas are against it.")
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write the bar chart (PNG/SVG/PDF by suffix).")
+@click.option("--format", "fmt", type=click.Choice(["table", "markdown", "json"]), default="table",
+              show_default=True)
+def compare(run_dirs: tuple[Path, ...], baseline: Path | None, plot_path: Path | None, fmt: str) -> None:
+    """Karma-task scores of trained runs side by side, grouped by KARMA mode (paper Fig. 5/6).
+
+    \b
+    Reads RUN_DIR/karma_eval/ (lm-eval results) and RUN_DIR/karma_provenance.json.
+    Example:  karma compare runs/dpo-score runs/dpo-sim --baseline runs/dpo-rlaif --plot cmp.png
+    """
+    import json
+
+    from karma_hf.compare import compare_runs, plot_comparison
+
+    cmp = compare_runs(list(run_dirs), baseline=baseline)
+    if fmt == "json":
+        click.echo(json.dumps(cmp.to_dict(), indent=2))
+    elif fmt == "markdown":
+        click.echo(cmp.to_markdown())
+    else:
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(title="karma compare" + (" (delta vs baseline)" if cmp.baseline else ""))
+        for col in ("run", "mode", "stage", *[c.removeprefix("karma_") for c in cmp.columns]):
+            table.add_column(col, justify="left" if col in ("run", "mode", "stage") else "right")
+        for r in cmp.runs:
+            cells = []
+            for c in cmp.columns:
+                d = cmp.delta(r, c)
+                tail = "" if d is None else (f" [green]({d:+.3f})[/]" if d >= 0 else f" [red]({d:+.3f})[/]")
+                cells.append(f"{cmp.value(r, c):.3f}{tail}")
+            name = f"[bold]{r.label}[/] (baseline)" if r.is_baseline else r.label
+            table.add_row(name, r.mode or "?", r.stage or "?", *cells)
+        Console().print(table)
+    for note in cmp.notes:
+        click.echo(f"note: {note}", err=True)
+    if plot_path is not None:
+        click.echo(f"wrote {plot_comparison(cmp, plot_path)}")
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()
