@@ -1,0 +1,173 @@
+"""Dataset card (``README.md``) of a KARMA build, rendered with huggingface_hub's card API.
+
+The YAML metadata is a :class:`huggingface_hub.DatasetCardData`: license, language,
+task_categories, tags, source_datasets, size_categories, ``configs`` (one per mode, with the
+parquet file of each split, which is what ``load_dataset(repo, "<mode>")`` reads) and
+``dataset_info`` (features and split sizes). The body comes from ``hub_cards/dataset_card.md``
+(a Jinja template) and is filled only from ``build_report.json``'s content, so the card's
+counts always equal the report's. Rendering is deterministic: same report, same bytes.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from karma_hf.resources import hub_cards_dir
+
+if TYPE_CHECKING:  # pragma: no cover
+    from huggingface_hub import DatasetCard
+
+    from karma_hf.scores import ScoreTable
+
+DATASET_TEMPLATE = "dataset_card.md"
+MODEL_SECTION_TEMPLATE = "model_card_section.md"
+_SOURCE_LICENSES = {"openbmb/UltraFeedback": "mit"}
+_RATING_HELP = {
+    "aspects": "mean of the four GPT-4 aspect ratings, 'N/A' ignored",
+    "overall_score": "GPT-4 critique `overall_score`, 1-10",
+}
+
+
+def size_category(n: int) -> str:
+    """The Hub's ``size_categories`` bucket for ``n`` rows."""
+    for limit, label in ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"),
+                         (1_000_000, "100K<n<1M"), (10_000_000, "1M<n<10M")):
+        if n < limit:
+            return label
+    return "10M<n<100M"
+
+
+def _features_yaml(schema) -> list[dict[str, Any]]:
+    from datasets import Features
+
+    return Features.from_arrow_schema(schema)._to_yaml_list()  # the exact form datasets reads back
+
+
+def card_metadata(report: dict[str, Any], *, license: str | None = None) -> dict[str, Any]:
+    """The card's YAML metadata as a plain dict (also used by tests and the Hub push)."""
+    from karma_hf.binarize import SPLITS, output_schema, shard_name
+
+    source_id = report["source"]["id"]
+    modes = report["modes"]
+    features = _features_yaml(output_schema())
+    configs, infos = [], []
+    total = 0
+    for mode, info in modes.items():
+        configs.append({"config_name": mode,
+                        "data_files": [{"split": s, "path": f"{mode}/{shard_name(s)}"} for s in SPLITS]})
+        sizes = info.get("bytes", {})
+        splits = [{"name": s, "num_bytes": int(sizes.get(s, {}).get("num_bytes", 0)),
+                   "num_examples": int(info["splits"][s])} for s in SPLITS]
+        total = max(total, info["kept"])
+        infos.append({"config_name": mode, "features": copy.deepcopy(features), "splits": splits,
+                      "download_size": sum(int(v.get("download_size", 0)) for v in sizes.values()),
+                      "dataset_size": sum(sp["num_bytes"] for sp in splits)})
+    hub_source = source_id.count("/") == 1 and not Path(source_id).exists()
+    return {
+        "license": license or _SOURCE_LICENSES.get(source_id, "other"),
+        "language": ["en"],
+        "task_categories": ["text-generation"],
+        "tags": ["dpo", "preference", "karma", "rlhf"],
+        "pretty_name": _pretty_name(report),
+        "size_categories": [size_category(total)],
+        "source_datasets": [source_id] if hub_source else ["original"],
+        "configs": configs,
+        "dataset_info": infos,
+    }
+
+
+def _pretty_name(report: dict[str, Any]) -> str:
+    name = report["source"]["id"].rstrip("/").split("/")[-1] or "responses"
+    return f"KARMA kin-pair preferences from {name}"
+
+
+def render_dataset_card(report: dict[str, Any], *, table: ScoreTable | None = None,
+                        repo_id: str | None = None, license: str | None = None) -> DatasetCard:
+    """Render the dataset card of a build from its report (and score table, for the table)."""
+    from huggingface_hub import DatasetCard, DatasetCardData
+
+    from karma_hf.binarize import DROP_REASON_HELP, DROP_REASONS
+
+    meta = card_metadata(report, license=license)
+    card_data = DatasetCardData(**meta)
+    kin = report["kinship"]
+    s_pref = kin["s_pref"]
+    ranking = sorted(s_pref.items(), key=lambda kv: (-kv[1], kv[0]))
+    source = report["source"]
+    modes = [{"name": m, **info} for m, info in report["modes"].items()]
+    for m in modes:
+        m["train"], m["test"] = m["splits"]["train"], m["splits"]["test"]
+    example = next((m for m in ("sim", "score_sim", "score", "rlaif") if m in report["modes"]), "sim")
+    is_hub = source["id"].count("/") == 1 and not Path(source["id"]).exists()
+    command = report.get("command") or _default_command(report)
+    return DatasetCard.from_template(
+        card_data,
+        template_path=str(hub_cards_dir() / DATASET_TEMPLATE),
+        pretty_name=meta["pretty_name"],
+        repo_id=repo_id or "<user>/<repo>",
+        source_id=source["id"],
+        source_url=f"https://huggingface.co/datasets/{source['id']}" if is_hub else source["id"],
+        source_revision=source.get("revision"),
+        source_rows=source["rows"],
+        version=report["karma_hf_version"],
+        tau=report["tau"],
+        seed=report["seed"],
+        rating=report["rating"],
+        rating_help=_RATING_HELP.get(report["rating"], report["rating"]),
+        test_prompts=report["test_prompts"],
+        modes=modes,
+        example_mode=example,
+        reasons=[{"name": r, "help": DROP_REASON_HELP[r]} for r in DROP_REASONS],
+        skipped_unknown=report["skipped_completions"]["unknown_model"],
+        scores_source=report["scores"]["source"] or "score table",
+        score_table=table.to_markdown() if table is not None else _score_fallback(report),
+        ranking=[{"model": m, "s_pref": v} for m, v in ranking],
+        known_unscored=report["scores"]["known_unscored"],
+        command=command,
+    )
+
+
+def _score_fallback(report: dict[str, Any]) -> str:
+    kin = report["kinship"]
+    header = "| model | " + " | ".join(kin["benchmarks"]) + " |"
+    rule = "|---|" + "---:|" * len(kin["benchmarks"])
+    rows = [f"| `{m}` | " + " | ".join(f"{x:.3f}" for x in vals) + " |"
+            for m, vals in kin["normalized"].items()]
+    return "Normalised scores:\n\n" + "\n".join([header, rule, *rows])
+
+
+def _default_command(report: dict[str, Any]) -> str:
+    src = report["source"]
+    parts = ["karma build", f"--source {src['id']}"]
+    if src.get("revision"):
+        parts.append(f"--revision {src['revision']}")
+    parts += [f"--scores {report['scores']['source'].removeprefix('preset:') or '<scores>'}",
+              f"--modes {','.join(report['modes'])}", f"--tau {report['tau']}", f"--seed {report['seed']}",
+              f"--test-size {report['test_size']}", f"--rating {report['rating']}"]
+    if report.get("ignore_unknown_models"):
+        parts.append("--ignore-unknown-models")
+    parts.append("--output DIR")
+    return " ".join(parts)
+
+
+def write_dataset_card(output: str | Path, report: dict[str, Any], *, table: ScoreTable | None = None,
+                       repo_id: str | None = None, license: str | None = None) -> Path:
+    """Render the card and write it to ``output/README.md``; return the path."""
+    card = render_dataset_card(report, table=table, repo_id=repo_id, license=license)
+    path = Path(output) / "README.md"
+    path.write_text(str(card), encoding="utf-8")
+    return path
+
+
+def render_model_card_section(report: dict[str, Any], *, mode: str, dataset: str) -> str:
+    """A Markdown section for the card of a model trained on ``dataset`` (config ``mode``)."""
+    from jinja2 import Template
+
+    info = report["modes"][mode]
+    text = (hub_cards_dir() / MODEL_SECTION_TEMPLATE).read_text(encoding="utf-8")
+    return Template(text).render(dataset=dataset, mode=mode, mode_help=info["description"],
+                                 tau=report["tau"], seed=report["seed"], train=info["splits"]["train"],
+                                 test=info["splits"]["test"], top_pairs=info["top_pairs"][:5],
+                                 source=report["source"]["id"], version=report["karma_hf_version"])

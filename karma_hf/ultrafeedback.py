@@ -1,0 +1,470 @@
+"""UltraFeedback-format response datasets: the schema, per-instance ratings, and loading.
+
+One row of ``openbmb/UltraFeedback`` (pinned at :data:`DEFAULT_REVISION`, the revision with
+the ``overall_score`` fix) holds an ``instruction``, a ``source`` label and a list of
+``completions``; each completion has a ``model`` name, a ``response`` and GPT-4
+``annotations`` with one ``{"Rating": str, ...}`` struct per aspect (``helpfulness``,
+``honesty``, ``instruction_following``, ``truthfulness``) plus a critique ``overall_score``.
+
+Rules used everywhere in karma-hf (documented here once):
+
+- completions are matched by ``completion["model"]``, never by position (the ``models``
+  column is not read: its order differs from the order of ``completions``);
+- a response that is null, empty or only whitespace is *empty*;
+- ``Rating`` is a string: ``"1"``..``"5"``; ``"N/A"`` (and a null / absent rating) means *not
+  rated on that aspect* and is ignored; ``"0"`` occurs 3 times in the real data
+  (instruction_following) and is kept as the value 0 — a rating below the rubric's worst, the
+  same way OpenBMB's ``fine-grained_score`` counts it. Integer-valued numbers are accepted too;
+- per-instance rating (``rating="aspects"``, default) = mean of the aspect ratings that are
+  present, i.e. OpenBMB's ``fine-grained_score`` recomputed; ``None`` when no aspect is rated.
+  ``rating="overall_score"`` uses the critique score (1–10) instead, ``None`` when null;
+- a row is **malformed** when its ``instruction`` is missing or not a string, its
+  ``completions`` is missing or not a list, a completion has no ``model`` string, a response
+  is not a string, the same model appears twice, or a rating is present but is neither
+  ``"N/A"`` nor an integer 0–5 (``overall_score``: not a finite number). Malformed rows are
+  counted, never fatal (unless ``strict``).
+
+:func:`parse_row` is the reference parser for one row (used for precise error messages and in
+tests); :func:`parse_batch` does the same on an Arrow batch, vectorised, for the builder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from karma_hf.errors import KarmaError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import datasets
+    import pyarrow as pa
+
+DEFAULT_SOURCE = "openbmb/UltraFeedback"
+DEFAULT_REVISION = "40b436560ca83a8dba36114c22ab3c66e43f6d5e"
+ASPECTS: tuple[str, ...] = ("helpfulness", "honesty", "instruction_following", "truthfulness")
+RATING_METHODS: tuple[str, ...] = ("aspects", "overall_score")
+NA = "N/A"
+_MIN_RATING, _MAX_RATING = 0, 5
+
+
+class MalformedRow(ValueError):
+    """A row that does not follow the UltraFeedback schema; ``field`` names the culprit."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        self.field = field
+        self.problem = problem
+        super().__init__(f"{field} {problem}")
+
+
+@dataclass(frozen=True)
+class Completion:
+    """One parsed completion: model name, response text (``""`` if null), rating or None."""
+
+    model: str
+    response: str
+    rating: float | None
+
+    @property
+    def empty(self) -> bool:
+        return not self.response.strip()
+
+
+@dataclass(frozen=True)
+class ParsedRow:
+    instruction: str
+    prompt_id: str
+    completions: tuple[Completion, ...]
+    source: str | None
+
+
+def prompt_id(instruction: str) -> str:
+    """SHA-256 hex digest of the UTF-8 instruction (the ``prompt_id`` of H4's binarization)."""
+    return hashlib.sha256(instruction.encode("utf-8")).hexdigest()
+
+
+# ------------------------------------------------------------------------------- ratings
+def parse_rating(value: Any) -> float | None:
+    """Parse one aspect ``Rating``: ``"N/A"``/None -> None, ``"0"``..``"5"`` -> float.
+
+    Raises ``ValueError`` for anything else (``"seven"``, ``"6"``, ``"4.5"``, a list...).
+    """
+    if value is None:
+        return None
+    if isinstance(value, str):
+        text = value.strip()
+        if text.upper() == NA:
+            return None
+        if not (text.isdigit() and text.isascii()):
+            raise ValueError(f"= {value!r} is not an integer {_MIN_RATING}-{_MAX_RATING} or 'N/A'")
+        number = int(text)
+    elif isinstance(value, bool):
+        raise ValueError(f"= {value!r} is not an integer {_MIN_RATING}-{_MAX_RATING} or 'N/A'")
+    elif isinstance(value, (int, float)) and not (isinstance(value, float) and not value.is_integer()):
+        number = int(value)
+    else:
+        raise ValueError(f"= {value!r} is not an integer {_MIN_RATING}-{_MAX_RATING} or 'N/A'")
+    if not _MIN_RATING <= number <= _MAX_RATING:
+        raise ValueError(f"= {value!r} is outside {_MIN_RATING}-{_MAX_RATING}")
+    return float(number)
+
+
+def parse_overall_score(value: Any) -> float | None:
+    """Parse ``overall_score``: None -> None, a finite number (or numeric string) -> float."""
+    if value is None:
+        return None
+    try:
+        number = float(value) if not isinstance(value, bool) else math.nan
+    except (TypeError, ValueError):
+        number = math.nan
+    if not math.isfinite(number):
+        raise ValueError(f"= {value!r} is not a finite number")
+    return number
+
+
+def aspect_mean(ratings: list[float | None]) -> float | None:
+    """Mean of the ratings that are not None; None when all are None."""
+    present = [r for r in ratings if r is not None]
+    return sum(present) / len(present) if present else None
+
+
+def _completion_rating(comp: Mapping[str, Any], where: str, rating: str) -> float | None:
+    if rating == "overall_score":
+        try:
+            return parse_overall_score(comp.get("overall_score"))
+        except ValueError as exc:
+            raise MalformedRow(f"{where}.overall_score", str(exc)) from None
+    annotations = comp.get("annotations")
+    if annotations is None:
+        return None
+    if not isinstance(annotations, Mapping):
+        raise MalformedRow(f"{where}.annotations", f"is {type(annotations).__name__}, expected an object")
+    values: list[float | None] = []
+    for aspect in ASPECTS:
+        entry = annotations.get(aspect)
+        if entry is None:
+            values.append(None)
+            continue
+        if not isinstance(entry, Mapping):
+            raise MalformedRow(f"{where}.annotations.{aspect}",
+                               f"is {type(entry).__name__}, expected an object with 'Rating'")
+        try:
+            values.append(parse_rating(entry.get("Rating")))
+        except ValueError as exc:
+            raise MalformedRow(f"{where}.annotations.{aspect}.Rating", str(exc)) from None
+    return aspect_mean(values)
+
+
+def parse_row(row: Mapping[str, Any], rating: str = "aspects") -> ParsedRow:
+    """Parse one UltraFeedback row; raise :class:`MalformedRow` naming the faulty field."""
+    if rating not in RATING_METHODS:
+        raise KarmaError(f"--rating must be one of {', '.join(RATING_METHODS)}, got {rating!r}")
+    instruction = row.get("instruction")
+    if instruction is None:
+        raise MalformedRow("instruction", "is missing")
+    if not isinstance(instruction, str):
+        raise MalformedRow("instruction", f"is {type(instruction).__name__}, expected a string")
+    comps = row.get("completions")
+    if comps is None:
+        raise MalformedRow("completions", "is missing")
+    if not isinstance(comps, (list, tuple)):
+        raise MalformedRow("completions", f"is {type(comps).__name__}, expected a list")
+    parsed: list[Completion] = []
+    seen: dict[str, int] = {}
+    for i, comp in enumerate(comps):
+        where = f"completions[{i}]"
+        if not isinstance(comp, Mapping):
+            raise MalformedRow(where, f"is {type(comp).__name__}, expected an object")
+        model = comp.get("model")
+        if model is None:
+            raise MalformedRow(f"{where}.model", "is missing")
+        if not isinstance(model, str):
+            raise MalformedRow(f"{where}.model", f"is {type(model).__name__}, expected a string")
+        if model in seen:
+            raise MalformedRow(f"{where}.model", f"= {model!r} repeats completions[{seen[model]}].model")
+        seen[model] = i
+        response = comp.get("response")
+        if response is not None and not isinstance(response, str):
+            raise MalformedRow(f"{where}.response", f"is {type(response).__name__}, expected a string")
+        parsed.append(Completion(model, response or "", _completion_rating(comp, where, rating)))
+    source = row.get("source")
+    return ParsedRow(instruction, prompt_id(instruction), tuple(parsed),
+                     source if isinstance(source, str) else None)
+
+
+# ------------------------------------------------------------------------------- Arrow batches
+PARSED_COLUMNS: tuple[str, ...] = ("prompt_id", "malformed", "models", "empty", "rating")
+
+
+def parsed_schema() -> pa.Schema:
+    """Schema of :func:`parse_batch`'s output (one row per source row)."""
+    import pyarrow as pa
+
+    return pa.schema([
+        ("prompt_id", pa.string()),
+        ("malformed", pa.string()),
+        ("models", pa.list_(pa.string())),
+        ("empty", pa.list_(pa.bool_())),
+        ("rating", pa.list_(pa.float64())),
+    ])
+
+
+def check_schema(schema: pa.Schema, rating: str = "aspects") -> None:
+    """Raise a one-line :class:`KarmaError` when the *source* schema cannot be UltraFeedback.
+
+    Per-row problems (nulls, bad rating strings) are not schema errors: they make single rows
+    malformed. Column *types* that no row could satisfy are reported here, once.
+    """
+    import pyarrow as pa
+
+    if rating not in RATING_METHODS:
+        raise KarmaError(f"--rating must be one of {', '.join(RATING_METHODS)}, got {rating!r}")
+    names = set(schema.names)
+    for col in ("instruction", "completions"):
+        if col not in names:
+            raise KarmaError(f"source has no {col!r} column (columns: {', '.join(schema.names)}); "
+                             "expected the openbmb/UltraFeedback schema")
+    if not _is_string(schema.field("instruction").type):
+        raise KarmaError(f"source column 'instruction' has type {schema.field('instruction').type}, expected string")
+    comps = schema.field("completions").type
+    if not (pa.types.is_list(comps) or pa.types.is_large_list(comps)) or not pa.types.is_struct(comps.value_type):
+        raise KarmaError(f"source column 'completions' has type {comps}, expected a list of structs")
+    struct = comps.value_type
+    fields = {struct.field(i).name: struct.field(i).type for i in range(struct.num_fields)}
+    for name in ("model", "response"):
+        if name not in fields:
+            raise KarmaError(f"source column 'completions' has no {name!r} field (fields: {', '.join(fields)})")
+        if not _is_string(fields[name]) and not pa.types.is_null(fields[name]):
+            raise KarmaError(f"source field completions.{name} has type {fields[name]}, expected string")
+
+
+def _is_string(t: pa.DataType) -> bool:
+    import pyarrow as pa
+
+    return pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_null(t)
+
+
+def _child(struct_arr: pa.Array, path: tuple[str, ...]) -> pa.Array | None:
+    """The nested field at ``path`` of a struct array, or None if the schema lacks it."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    arr = struct_arr
+    for name in path:
+        if not pa.types.is_struct(arr.type) or arr.type.get_field_index(name) < 0:
+            return None
+        arr = pc.struct_field(arr, name)
+    return arr
+
+
+def _parse_values(arr: pa.Array, parser) -> tuple[Any, Any]:
+    """Apply ``parser`` to each distinct value; return (float64 values with NaN, invalid mask)."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    n = len(arr)
+    if pa.types.is_null(arr.type):
+        return np.full(n, np.nan), np.zeros(n, dtype=bool)
+    if pa.types.is_struct(arr.type) or pa.types.is_list(arr.type) or pa.types.is_large_list(arr.type):
+        valid = ~np.asarray(arr.is_null().to_numpy(zero_copy_only=False), dtype=bool)
+        return np.full(n, np.nan), valid  # a nested value where a scalar belongs: invalid
+    encoded = pc.dictionary_encode(arr)
+    lookup = np.full(len(encoded.dictionary) + 1, np.nan)
+    bad = np.zeros(len(encoded.dictionary) + 1, dtype=bool)
+    for i, value in enumerate(encoded.dictionary.to_pylist()):
+        try:
+            parsed = parser(value)
+        except ValueError:
+            bad[i] = True
+            continue
+        lookup[i] = np.nan if parsed is None else parsed
+    codes = encoded.indices.fill_null(len(encoded.dictionary)).to_numpy(zero_copy_only=False)
+    return lookup[codes], bad[codes]
+
+
+def parse_batch(batch: pa.Table | pa.RecordBatch, rating: str = "aspects") -> pa.Table:
+    """Parse an Arrow batch of UltraFeedback rows into compact per-row columns (vectorised).
+
+    Output columns (:func:`parsed_schema`): ``prompt_id`` (null for malformed rows),
+    ``malformed`` (null, or ``"<field> <problem>"`` as :func:`parse_row` words it), and per
+    completion, in source order: ``models``, ``empty`` (null/blank response) and ``rating``
+    (null = not rated). Heavy text (responses, critiques) is never copied into Python.
+    """
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if isinstance(batch, pa.RecordBatch):
+        batch = pa.Table.from_batches([batch])
+    check_schema(batch.schema, rating)
+    n = batch.num_rows
+    instr = batch.column("instruction").combine_chunks()
+    comps = batch.column("completions").combine_chunks()
+    if isinstance(comps, pa.ChunkedArray):  # empty batch
+        comps = pa.array([], type=batch.schema.field("completions").type)
+    comps_null = np.asarray(comps.is_null().to_numpy(zero_copy_only=False), dtype=bool)
+    lengths = pc.list_value_length(comps).fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
+    flat = pc.list_flatten(comps)
+    parent = pc.list_parent_indices(comps).to_numpy(zero_copy_only=False).astype(np.int64)
+
+    model = pc.struct_field(flat, "model")
+    response = pc.struct_field(flat, "response")
+    bad_comp = np.asarray(pc.is_null(model).to_numpy(zero_copy_only=False), dtype=bool)
+    if pa.types.is_null(response.type):
+        empty = np.ones(len(flat), dtype=bool)
+    else:
+        blank = pc.or_kleene(pc.equal(pc.binary_length(response), 0), pc.utf8_is_space(response))
+        empty = np.asarray(blank.fill_null(True).to_numpy(zero_copy_only=False), dtype=bool)
+
+    if rating == "overall_score":
+        child = _child(flat, ("overall_score",))
+        if child is None:
+            rating_values = np.full(len(flat), np.nan)
+        else:
+            rating_values, bad = _parse_values(child, parse_overall_score)
+            bad_comp |= bad
+    else:
+        per_aspect = []
+        for aspect in ASPECTS:
+            container = _child(flat, ("annotations", aspect))
+            if container is not None and not pa.types.is_struct(container.type):
+                bad_comp |= ~np.asarray(container.is_null().to_numpy(zero_copy_only=False), dtype=bool)
+                continue
+            child = _child(flat, ("annotations", aspect, "Rating"))
+            if child is None:
+                continue
+            values, bad = _parse_values(child, parse_rating)
+            per_aspect.append(values)
+            bad_comp |= bad
+        if per_aspect:
+            stacked = np.vstack(per_aspect)
+            count = (~np.isnan(stacked)).sum(axis=0)
+            total = np.nansum(stacked, axis=0)
+            rating_values = np.divide(total, count, out=np.full(len(flat), np.nan), where=count > 0)
+        else:
+            rating_values = np.full(len(flat), np.nan)
+
+    bad_row = np.asarray(instr.is_null().to_numpy(zero_copy_only=False), dtype=bool) | comps_null
+    if len(parent):
+        np.logical_or.at(bad_row, parent, bad_comp)
+        # duplicate model names within a row
+        codes = pc.dictionary_encode(model).indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+        key = parent * (int(codes.max(initial=0)) + 2) + codes + 1
+        uniq, counts = np.unique(key, return_counts=True)
+        dup_rows = uniq[counts > 1] // (int(codes.max(initial=0)) + 2)
+        bad_row[dup_rows] = True
+
+    malformed: list[str | None] = [None] * n
+    prompt_ids: list[str | None] = [None] * n
+    for i, text in enumerate(instr.to_pylist()):
+        if bad_row[i]:
+            try:
+                parse_row(batch.slice(i, 1).to_pylist()[0], rating)
+                malformed[i] = "row does not follow the UltraFeedback schema"  # pragma: no cover
+            except MalformedRow as exc:
+                malformed[i] = str(exc)
+        else:
+            prompt_ids[i] = prompt_id(text)
+
+    offsets = np.zeros(n + 1, dtype=np.int32)
+    np.cumsum(lengths, out=offsets[1:])
+    off = pa.array(offsets, type=pa.int32())
+    rating_arr = pa.array(rating_values, type=pa.float64(), from_pandas=True)  # NaN -> null
+    return pa.table([
+        pa.array(prompt_ids, type=pa.string()),
+        pa.array(malformed, type=pa.string()),
+        pa.ListArray.from_arrays(off, model.cast(pa.string())),
+        pa.ListArray.from_arrays(off, pa.array(empty, type=pa.bool_())),
+        pa.ListArray.from_arrays(off, rating_arr),
+    ], schema=parsed_schema())
+
+
+# ------------------------------------------------------------------------------- loading
+_FILE_BUILDERS = {".parquet": "parquet", ".jsonl": "json", ".json": "json", ".csv": "csv"}
+
+
+def load_source(source: str | Path = DEFAULT_SOURCE, *, revision: str | None = None,
+                split: str = "train", cache_dir: str | Path | None = None) -> datasets.Dataset:
+    """Load a response dataset from a Hub id or a local path as a memory-mapped ``Dataset``.
+
+    Local paths: a ``.parquet`` / ``.jsonl`` / ``.json`` file, an ``.arrow`` file, a
+    ``save_to_disk`` folder (``Dataset`` or ``DatasetDict``: ``split`` is taken), or a folder of
+    data files. A Hub id is loaded with ``load_dataset`` at ``revision``; for
+    ``openbmb/UltraFeedback`` the default revision is the pinned :data:`DEFAULT_REVISION`.
+    """
+    import datasets
+
+    text = str(source)
+    path = Path(text).expanduser()
+    try:
+        if path.exists():
+            if revision is not None:
+                raise KarmaError(f"--revision applies to Hub sources only, but {text!r} is a local path")
+            ds = _load_local(path, split, cache_dir)
+        else:
+            if text.startswith((".", "/", "~")) or path.suffix.lower() in (*_FILE_BUILDERS, ".arrow"):
+                raise KarmaError(f"source path does not exist: {text}")
+            if text.count("/") != 1:
+                raise KarmaError(f"source {text!r} is neither an existing path nor a Hub dataset id (user/name)")
+            if revision is None and text == DEFAULT_SOURCE:
+                revision = DEFAULT_REVISION
+            ds = datasets.load_dataset(text, revision=revision, split=split,
+                                       cache_dir=str(cache_dir) if cache_dir else None)
+    except KarmaError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - datasets raises many types; report one line
+        where = f"{text}@{revision}" if revision else text
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise KarmaError(f"cannot load source {where} (split {split!r}): {type(exc).__name__}: {message}") from exc
+    if isinstance(ds, datasets.DatasetDict):  # pragma: no cover - load_dataset(split=...) returns a Dataset
+        ds = ds[split]
+    if ds._indices is not None:  # noqa: SLF001 - an indices mapping would break batch alignment
+        ds = ds.flatten_indices()
+    return ds
+
+
+def _load_local(path: Path, split: str, cache_dir: str | Path | None) -> datasets.Dataset:
+    import datasets
+
+    cache = str(cache_dir) if cache_dir else None
+    if path.is_dir():
+        if (path / "state.json").exists() or (path / "dataset_dict.json").exists():
+            loaded = datasets.load_from_disk(str(path))
+            if isinstance(loaded, datasets.DatasetDict):
+                if split not in loaded:
+                    raise KarmaError(f"{path} has splits {', '.join(loaded)}; no split {split!r}")
+                return loaded[split]
+            return loaded
+        return datasets.load_dataset(str(path), split=split, cache_dir=cache)
+    suffix = path.suffix.lower()
+    if suffix == ".arrow":
+        return datasets.Dataset.from_file(str(path))
+    if suffix not in _FILE_BUILDERS:
+        raise KarmaError(f"source file {path} has unsupported extension {suffix!r}; "
+                         "use .parquet, .jsonl, .json, .arrow or a save_to_disk folder")
+    builder = _FILE_BUILDERS[suffix]
+    ds = datasets.load_dataset(builder, data_files=str(path), split="train", cache_dir=cache)
+    if builder == "json" and _has_json_feature(ds.features):
+        # datasets types objects whose keys differ between rows (a completion without
+        # "model", say) as opaque Json; pyarrow's reader unifies them into structs with
+        # nulls instead, which keeps such rows parseable (and reportable as malformed).
+        import pyarrow.json as pj
+
+        features = datasets.Features.from_arrow_schema(pj.read_json(str(path)).schema)
+        ds = datasets.load_dataset(builder, data_files=str(path), split="train", cache_dir=cache,
+                                   features=features)
+    return ds
+
+
+def _has_json_feature(feature: Any) -> bool:
+    """True when a (nested) feature is datasets' opaque ``Json`` type."""
+    if type(feature).__name__ == "Json":
+        return True
+    if isinstance(feature, Mapping):
+        return any(_has_json_feature(v) for v in feature.values())
+    inner = getattr(feature, "feature", None)
+    return inner is not None and _has_json_feature(inner)
