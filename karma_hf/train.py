@@ -30,6 +30,7 @@ import dataclasses
 import json
 import os
 import time
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -142,14 +143,14 @@ def _unknown_keys(strings: Sequence[str]) -> list[str]:
     return [s[2:].split("=", 1)[0] for s in strings if s.startswith("--")]
 
 
-def _stale_error(keys: Sequence[str], where: str) -> KarmaError:
+def _stale_error(keys: Sequence[str], where: str, stage: str) -> KarmaError:
     parts = []
     for k in keys:
         hint = STALE_KEYS.get(k)
         parts.append(f"{k!r} ({hint})" if hint else repr(k))
     noun = "field" if len(keys) == 1 else "fields"
-    return KarmaError(f"{where}: unknown {noun} {', '.join(parts)}; see `karma train --list-fields` "
-                      "for the TRL/transformers fields")
+    return KarmaError(f"{where}: unknown {noun} {', '.join(parts)}; see `karma train {stage} --list-fields` "
+                      "for the accepted fields")
 
 
 def parse_args(stage: str, argv: Sequence[str]) -> ParsedArgs:
@@ -169,17 +170,19 @@ def parse_args(stage: str, argv: Sequence[str]) -> ParsedArgs:
             raise KarmaError(f"config file not found: {path}")
         where = str(path)
     try:
-        *parsed, config_rest, cli_rest = parser.parse_args_and_config(
-            argv, return_remaining_strings=True, separate_remaining_strings=True)
+        with warnings.catch_warnings():  # TRL's own default gradient_checkpointing=True trips this
+            warnings.filterwarnings("ignore", message=".*gradient_checkpointing.*deprecated", category=FutureWarning)
+            *parsed, config_rest, cli_rest = parser.parse_args_and_config(
+                argv, return_remaining_strings=True, separate_remaining_strings=True)
     except KarmaError:
         raise
     except (ValueError, TypeError) as exc:  # YAML not a mapping, __post_init__ checks (bf16 on CPU...)
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise KarmaError(f"{where}: invalid training configuration: {first}") from None
     if config_rest:
-        raise _stale_error(_unknown_keys(config_rest), where)
+        raise _stale_error(_unknown_keys(config_rest), where, stage)
     if cli_rest:
-        raise _stale_error(_unknown_keys(cli_rest) or list(cli_rest), "command line")
+        raise _stale_error(_unknown_keys(cli_rest) or list(cli_rest), "command line", stage)
     script, training, model, karma = parsed
     if not script.dataset_name:
         raise KarmaError(f"{where}: dataset_name is required (a KARMA set: Hub id or local folder)")
