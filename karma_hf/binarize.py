@@ -148,7 +148,7 @@ def build(source: str | Path | datasets.Dataset = DEFAULT_SOURCE, *,
           output: str | Path | None = None, split: str = "train", rating: str = "aspects",
           ignore_unknown_models: bool = False, strict: bool = False, num_proc: int | None = None,
           batch_size: int = 1000, cache_dir: str | Path | None = None, overwrite: bool = False,
-          progress: bool = False, command: str | None = None) -> BuildResult:
+          progress: bool = False, command: str | None = None, repo_id: str | None = None) -> BuildResult:
     """Binarize ``source`` into one preference ``DatasetDict`` per mode and write it.
 
     ``source``: a Hub id, a local path (parquet/jsonl/arrow/save_to_disk) or a ``Dataset``.
@@ -158,6 +158,7 @@ def build(source: str | Path | datasets.Dataset = DEFAULT_SOURCE, *,
     and ``build_report.json``; without it a temporary folder lives as long as the result.
     ``ignore_unknown_models``: skip (and count) completions of models that are neither scored
     nor known-unscored instead of failing. ``strict``: fail on the first malformed row.
+    ``command`` (the build command) and ``repo_id`` (where it will be published) go into the card.
     """
     import datasets as hf_datasets
 
@@ -172,7 +173,8 @@ def build(source: str | Path | datasets.Dataset = DEFAULT_SOURCE, *,
         raise KarmaError(f"batch_size must be >= 1, got {batch_size}")
     table = scores if isinstance(scores, ScoreTable) else load_scores(scores)
     kin = Kinship.from_table(table, tau=tau)
-    out_dir, tmp = _prepare_output(output, overwrite)
+    if output is not None and Path(output).is_dir() and any(Path(output).iterdir()) and not overwrite:
+        raise KarmaError(f"--output {output} is not empty; pass --overwrite to replace a previous build")
 
     if isinstance(source, hf_datasets.Dataset):
         ds, source_id = source, "<in-memory Dataset>"
@@ -210,13 +212,15 @@ def build(source: str | Path | datasets.Dataset = DEFAULT_SOURCE, *,
     unknown = rows.unknown_counts()
     if unknown and not ignore_unknown_models:
         listed = ", ".join(f"{name!r} ({n} completions)" for name, n in unknown.items())
-        raise KarmaError(f"model(s) in {source_id} not in the score table: {listed}; scored: "
-                         f"{', '.join(kin.models)}; pass --ignore-unknown-models to skip them")
+        known = ", ".join(rows.vocab)
+        raise KarmaError(f"model(s) in {source_id} not in the score table: {listed}; known: {known}; "
+                         "add them to --scores (or --aliases) or pass --ignore-unknown-models to skip them")
 
     is_test = _test_split(parsed_table.column("prompt_id"), test_size, seed)
     decisions = {mode: (rows.decide_rlaif(seed) if mode == "rlaif" else rows.decide_karma(kin, mode))
                  for mode in modes}
 
+    out_dir, tmp = _prepare_output(output, overwrite)
     report = _report(source_id=source_id, revision=revision, split=split, rows=rows,
                      parsed=parsed_table, decisions=decisions, is_test=is_test, kin=kin, table=table,
                      tau=tau, seed=seed, test_size=test_size, rating=rating,
@@ -229,7 +233,7 @@ def build(source: str | Path | datasets.Dataset = DEFAULT_SOURCE, *,
                                                encoding="utf-8")
     from karma_hf.cards import write_dataset_card
 
-    write_dataset_card(out_dir, report, table=table)
+    write_dataset_card(out_dir, report, table=table, repo_id=repo_id)
     return BuildResult(report=report, kinship=kin, table=table, output=out_dir,
                        cache_dir=str(cache_dir) if cache_dir else None, _tmp=tmp)
 
@@ -641,3 +645,35 @@ def _write_outputs(ds: datasets.Dataset, out_dir: Path, decisions: dict[str, _De
     for (mode, split), writer in writers.items():
         sizes.setdefault(mode, {})[split] = writer.close()
     return sizes
+
+
+# ------------------------------------------------------------------------------ terminal summary
+def summary_renderables(report: dict[str, Any], *, top: int = 3) -> list[Any]:
+    """Rich tables for the terminal: rows kept/dropped by reason per mode, and the top pairs."""
+    from rich.table import Table
+
+    modes = report["modes"]
+    counts = Table(title=f"karma build: {report['source']['rows']} source rows "
+                         f"(tau {report['tau']}, seed {report['seed']}, rating {report['rating']})")
+    counts.add_column("rows", style="bold")
+    for mode in modes:
+        counts.add_column(mode, justify="right")
+    counts.add_row("[green]kept[/]", *[f"[green]{info['kept']}[/]" for info in modes.values()])
+    for split in SPLITS[:2]:
+        counts.add_row(f"  {split}", *[str(info["splits"][split]) for info in modes.values()])
+    for reason in DROP_REASONS:
+        values = [info["dropped"][reason] for info in modes.values()]
+        counts.add_row(f"dropped: {reason}", *[str(v) if v else "[dim]0[/]" for v in values])
+    pairs = Table(title=f"most frequent pairs (chosen > rejected), top {top}")
+    pairs.add_column("mode", style="bold")
+    pairs.add_column("pair")
+    pairs.add_column("count", justify="right")
+    pairs.add_column("share", justify="right")
+    for mode, info in modes.items():
+        for i, p in enumerate(info["top_pairs"][:top]):
+            share = p["count"] / info["kept"] if info["kept"] else 0.0
+            pairs.add_row(mode if i == 0 else "", f"{p['chosen']} > {p['rejected']}", str(p["count"]),
+                          f"{share:.1%}")
+        if not info["top_pairs"]:
+            pairs.add_row(mode, "[dim](no pairs)[/]", "0", "")
+    return [counts, pairs]
