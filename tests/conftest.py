@@ -18,6 +18,56 @@ REPO_ROOT = TESTS_DIR.parent
 sys.path.insert(0, str(TESTS_DIR))
 
 # --- hub server section (owned by the hub tests; must run before datasets/huggingface_hub import) ---
+# One loopback Hub-protocol server (tests/minihub.py) for the whole session. HF_ENDPOINT points at
+# it so that anything reaching for "the Hub" can only ever reach 127.0.0.1; the suite itself stays
+# offline (HF_HUB_OFFLINE=1). Hub round trips run in subprocesses with
+# `hub_server.env(hf_home)`: online against this endpoint, Xet off, an empty private cache.
+import secrets as _secrets  # noqa: E402
+
+from minihub import MiniHub, client_env, serve_in_thread, stop as _stop_minihub  # noqa: E402
+
+_HUB_TOKEN = "hf_minihub_" + _secrets.token_hex(12)
+_HUB_SERVER, _HUB_URL = serve_in_thread(token=_HUB_TOKEN, read_tokens=("hf_minihub_readonly",))
+os.environ["HF_ENDPOINT"] = _HUB_URL
+os.environ["HF_HUB_DISABLE_XET"] = "1"
+for _var in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"):  # a developer's real token never reaches a test
+    os.environ.pop(_var, None)
+
+
+class HubHandle:
+    """The session's minihub as tests see it: ``url``, ``token`` (write), ``read_token``, ``hub``
+    (the in-memory state: ``snapshot``, ``seed_folder``, ``fail``, ``log``) and ``env(hf_home)``."""
+
+    def __init__(self, server: MiniHub, token: str):
+        self.server, self.url, self.token, self.hub = server, server.url, token, server.hub
+        self.read_token = "hf_minihub_readonly"
+
+    def env(self, hf_home, token: str | None = "default", **extra: str) -> dict[str, str]:
+        """Subprocess env talking to this hub with an empty cache at ``hf_home`` (token: the write
+        token by default, ``None`` for none, or any string)."""
+        env = client_env(self.url, hf_home, self.token if token == "default" else token)
+        env.update(extra)
+        return env
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _minihub_lifecycle():
+    """Shut the session's minihub down (and free its port) when the test session ends."""
+    yield
+    _stop_minihub(_HUB_SERVER)
+
+
+@pytest.fixture(scope="session")
+def hub_session() -> HubHandle:
+    """The loopback Hub for module/session-scoped fixtures (prefer ``hub_server`` in tests)."""
+    return HubHandle(_HUB_SERVER, _HUB_TOKEN)
+
+
+@pytest.fixture
+def hub_server(hub_session) -> HubHandle:
+    """The loopback Hub; injected failures are cleared after each test. Use unique repo names."""
+    yield hub_session
+    hub_session.hub.clear_failures()
 # --- end hub server section ---
 
 

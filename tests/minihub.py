@@ -215,6 +215,14 @@ class HubState:
                 new_files[path] = Blob(bytes(data), _wants_lfs(path, data))
             return self._commit(repo, "main", head.oid, message, "", new_files).oid
 
+    def seed_folder(self, repo_id: str, folder: Any, *, repo_type: str = "dataset", message: str = "seed") -> str:
+        """Seed a repo with every file under ``folder`` (server-side, no client involved)."""
+        from pathlib import Path
+
+        root = Path(folder)
+        files = {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+        return self.seed(repo_id, files, repo_type=repo_type, message=message)
+
     # -- repo operations ------------------------------------------------------------------
     def _create(self, repo_type: str, repo_id: str, private: bool) -> Repo:
         repo = Repo(repo_type, repo_id, private, _now())
@@ -762,6 +770,26 @@ def stop(server: MiniHub) -> None:
     thread = getattr(server, "thread", None)
     if thread is not None:
         thread.join(timeout=5)
+
+
+def client_env(url: str, hf_home: Any, token: str | None = None, base: dict[str, str] | None = None) -> dict[str, str]:
+    """Environment for a subprocess whose huggingface_hub / datasets must talk to minihub at ``url``.
+
+    Online mode against the loopback endpoint, Xet off, telemetry off, a private ``HF_HOME``
+    (so the cache starts empty) and ``HF_TOKEN`` set only when ``token`` is given.
+    """
+    import os
+
+    env = dict(os.environ if base is None else base)
+    for key in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_HUB_CACHE", "HF_DATASETS_CACHE", "HF_TOKEN_PATH",
+                "HUGGINGFACE_HUB_CACHE", "HF_XET_CACHE", "HF_HUB_DISABLE_IMPLICIT_TOKEN"):
+        env.pop(key, None)
+    env.update(HF_ENDPOINT=url, HF_HUB_OFFLINE="0", HF_DATASETS_OFFLINE="0", HF_HUB_DISABLE_XET="1",
+               HF_HUB_DISABLE_TELEMETRY="1", HF_HOME=str(hf_home), HF_HUB_ETAG_TIMEOUT="30",
+               HF_HUB_DOWNLOAD_TIMEOUT="30")
+    if token is not None:
+        env["HF_TOKEN"] = token
+    return env
 
 
 def repo_url(base: str, repo_id: str, repo_type: str = "dataset") -> str:

@@ -1,0 +1,376 @@
+"""Publish a built KARMA dataset folder to the Hugging Face Hub in one atomic commit.
+
+A karma dataset folder (written by ``karma build --output DIR``) holds::
+
+    DIR/README.md                                   dataset card; its YAML ``configs`` list one
+                                                    config per mode with data_files per split
+    DIR/build_report.json                           kept / dropped counts
+    DIR/<mode>/<split>-NNNNN-of-NNNNN.parquet       mode in score, sim, score_sim, rlaif;
+                                                    split in train, test, train_sft
+
+:func:`push_folder` checks that layout, creates the dataset repo if needed (and the branch for
+``revision``), and uploads every shard plus the card and report in a single
+``HfApi.create_commit``. The Hub applies a commit all at once, so a push that fails at any point
+(upload cut, commit refused, network down) leaves the repo exactly as it was.
+
+The token comes from the ``token`` argument, ``HF_TOKEN`` or the ``hf auth login`` cache. It is
+handed to huggingface_hub only: never printed, logged, or written anywhere, and scrubbed from
+error messages.
+
+Transient failures (connection errors, timeouts, HTTP 408/429/5xx) are retried with exponential
+backoff: ``KARMA_HUB_RETRIES`` retries (default 3) after ``KARMA_HUB_BACKOFF`` seconds (default
+2), doubling each time. Retrying is safe: a commit whose files are already on the Hub is a no-op.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TypeVar
+
+from karma_hf.errors import KarmaError
+
+logger = logging.getLogger(__name__)
+
+MODES = ("score", "sim", "score_sim", "rlaif")
+SPLITS = ("train", "test", "train_sft")
+CARD = "README.md"
+REPORT = "build_report.json"
+#: Columns a split must have for TRL: conversational preference pairs, or messages for SFT.
+REQUIRED_COLUMNS = {"train": ("prompt", "chosen", "rejected"), "test": ("prompt", "chosen", "rejected"),
+                    "train_sft": ("messages",)}
+_SHARD_RE = re.compile(r"(?P<split>[a-z_]+)-(?P<i>\d{5})-of-(?P<n>\d{5})\.parquet")
+_REPO_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*")
+_TRANSIENT_STATUS = (408, 429, 500, 502, 503, 504)
+_NETWORK_ERROR_NAMES = {  # httpx / httpx2 / requests / urllib3 exception class names
+    "ConnectError", "ConnectTimeout", "ReadTimeout", "WriteTimeout", "PoolTimeout", "TimeoutException",
+    "NetworkError", "ReadError", "WriteError", "RemoteProtocolError", "ConnectionError", "Timeout",
+    "ProtocolError", "NewConnectionError", "MaxRetryError",
+}
+
+T = TypeVar("T")
+
+
+class PushResult(str):
+    """The commit URL (a ``str``), plus what happened: ``oid``, ``changed`` (False when the repo
+    already held exactly these files and no commit was made), ``repo_id``, ``revision``, ``files``."""
+
+    oid: str
+    changed: bool
+    repo_id: str
+    revision: str
+    files: tuple[str, ...]
+
+    def __new__(cls, url: str, *, oid: str, changed: bool, repo_id: str, revision: str,
+                files: tuple[str, ...]) -> "PushResult":
+        obj = super().__new__(cls, url)
+        obj.oid, obj.changed, obj.repo_id, obj.revision, obj.files = oid, changed, repo_id, revision, files
+        return obj
+
+
+@dataclass(frozen=True)
+class FolderPlan:
+    """What a push uploads: repo-relative POSIX paths, plus files left out and why."""
+
+    folder: Path
+    files: tuple[str, ...]
+    configs: tuple[str, ...]
+    skipped: tuple[str, ...] = field(default=())
+
+
+def scan_folder(folder: str | os.PathLike) -> FolderPlan:
+    """Check that ``folder`` is a karma dataset folder and list the files a push uploads.
+
+    Raises :class:`KarmaError` naming the first problem: missing card or report, a card whose
+    ``configs`` are missing or point at absent files, a mode folder not declared in the card, a
+    shard that is not a parquet file with the columns TRL needs, splits of one mode whose columns
+    differ (``load_dataset`` needs one schema per config). Files outside the layout (for
+    example plots next to the card) are not uploaded; they are listed in ``skipped``.
+    """
+    root = Path(folder)
+    if not root.is_dir():
+        raise KarmaError(f"{root}: not a folder (expected a karma dataset folder from `karma build --output`)")
+    for name in (CARD, REPORT):
+        if not (root / name).is_file():
+            raise KarmaError(f"{root}: missing {name}; not a karma dataset folder (run `karma build --output DIR`)")
+    try:
+        json.loads((root / REPORT).read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise KarmaError(f"{root / REPORT}: not valid JSON ({exc})") from None
+
+    shards: list[str] = []
+    skipped: list[str] = []
+    schemas: dict[str, tuple[str, tuple[str, ...]]] = {}  # mode -> (first shard, its columns)
+    for entry in sorted(root.iterdir()):
+        if entry.name in (CARD, REPORT):
+            continue
+        if entry.is_dir() and entry.name in MODES:
+            for shard in sorted(entry.iterdir()):
+                rel = f"{entry.name}/{shard.name}"
+                m = _SHARD_RE.fullmatch(shard.name)
+                if not shard.is_file() or m is None or m.group("split") not in SPLITS:
+                    raise KarmaError(f"{root / rel}: unexpected entry in a mode folder (expected "
+                                     f"<split>-NNNNN-of-NNNNN.parquet with split in {', '.join(SPLITS)})")
+                columns = _check_shard(root / rel, m.group("split"))
+                first = schemas.setdefault(entry.name, (rel, columns))
+                if first[1] != columns:
+                    raise KarmaError(f"{root / rel}: columns differ from {first[0]}; all splits of a config need "
+                                     f"one schema for load_dataset (differing: "
+                                     f"{', '.join(sorted(set(first[1]) ^ set(columns)))})")
+                shards.append(rel)
+        else:
+            skipped.append(entry.name + ("/" if entry.is_dir() else ""))
+    if not shards:
+        raise KarmaError(f"{root}: no <mode>/<split>-*.parquet shards (modes: {', '.join(MODES)}); "
+                         "not a karma dataset folder")
+    configs = _check_card(root, shards)
+    return FolderPlan(root, tuple([CARD, REPORT, *shards]), configs, tuple(skipped))
+
+
+def _check_shard(path: Path, split: str) -> tuple[str, ...]:
+    """The shard's column names, after checking it is parquet with the columns its split needs."""
+    import pyarrow.parquet as pq
+
+    try:
+        names = tuple(pq.read_schema(path).names)
+    except Exception as exc:  # pyarrow raises ArrowInvalid / OSError on truncated or foreign files
+        raise KarmaError(f"{path}: not a readable parquet file ({type(exc).__name__})") from None
+    missing = [c for c in REQUIRED_COLUMNS[split] if c not in names]
+    if missing:
+        raise KarmaError(f"{path}: missing column(s) {', '.join(missing)} needed for the {split} split")
+    return names
+
+
+def _check_card(root: Path, shards: list[str]) -> tuple[str, ...]:
+    """The card's YAML ``configs`` must cover every mode folder and point only at shards present."""
+    from huggingface_hub import metadata_load
+
+    try:
+        meta = metadata_load(root / CARD) or {}
+    except Exception as exc:  # yaml.YAMLError and friends
+        raise KarmaError(f"{root / CARD}: invalid YAML metadata ({type(exc).__name__})") from None
+    configs = meta.get("configs")
+    if not isinstance(configs, list) or not configs:
+        raise KarmaError(f"{root / CARD}: YAML metadata has no `configs` list (one config per mode)")
+    present = set(shards)
+    declared: list[str] = []
+    for config in configs:
+        name = config.get("config_name") if isinstance(config, dict) else None
+        if not name:
+            raise KarmaError(f"{root / CARD}: a `configs` entry has no config_name")
+        declared.append(name)
+        data_files = config.get("data_files") or []
+        if isinstance(data_files, (str, dict)):
+            data_files = [data_files]
+        for item in data_files:
+            paths = item.get("path") if isinstance(item, dict) else item
+            for pattern in [paths] if isinstance(paths, str) else (paths or []):
+                if not any(_glob_match(pattern, s) for s in present):
+                    raise KarmaError(f"{root / CARD}: config {name!r} points at {pattern}, which is not in the folder")
+    modes = sorted({s.split("/", 1)[0] for s in shards})
+    undeclared = [m for m in modes if m not in declared]
+    if undeclared:
+        raise KarmaError(f"{root / CARD}: `configs` does not declare mode folder(s) {', '.join(undeclared)}")
+    return tuple(declared)
+
+
+def _glob_match(pattern: str, path: str) -> bool:
+    from fnmatch import fnmatchcase
+
+    return fnmatchcase(path, pattern)
+
+
+def normalize_repo_id(repo: str) -> str:
+    """``user/name`` from ``user/name``, ``datasets/user/name`` or a Hub dataset URL.
+
+    A model or space id/URL (``models/...``, ``spaces/...``, ``https://huggingface.co/user/name``)
+    is a :class:`KarmaError`: karma publishes dataset repos.
+    """
+    from huggingface_hub import constants
+
+    text = repo.strip().rstrip("/")
+    for base in {constants.ENDPOINT.rstrip("/"), "https://huggingface.co", "https://hf.co"}:
+        if text.startswith(base + "/"):
+            text = text[len(base) + 1:]
+            if not text.startswith(("datasets/", "spaces/", "models/")):
+                text = "models/" + text  # a bare Hub URL names a model
+            break
+    for prefix, kind in (("models/", "model"), ("spaces/", "space")):
+        if text.startswith(prefix):
+            raise KarmaError(f"--repo {repo}: that is a {kind} repo; karma pushes dataset repos "
+                             f"(pass user/name or datasets/user/name)")
+    text = text.removeprefix("datasets/")
+    if not _REPO_ID_RE.fullmatch(text) or ".." in text or text.endswith((".git", ".")):
+        raise KarmaError(f"--repo {repo}: expected a dataset repo id like user/name")
+    return text
+
+
+def resolve_token(token: str | None = None) -> str:
+    """The token to push with: ``token``, else ``HF_TOKEN``, else the ``hf auth login`` cache."""
+    if token:
+        return token
+    from huggingface_hub import get_token
+
+    try:
+        found = get_token()
+    except Exception as exc:  # e.g. a failed OIDC exchange when HF_OIDC_RESOURCE is set
+        raise KarmaError(f"could not get a Hugging Face token ({type(exc).__name__}); set HF_TOKEN") from None
+    if not found:
+        raise KarmaError("no Hugging Face token: set HF_TOKEN or run `hf auth login` with a write token")
+    return found
+
+
+def _retry_settings() -> tuple[int, float]:
+    try:
+        retries = int(os.environ.get("KARMA_HUB_RETRIES", "3"))
+        backoff = float(os.environ.get("KARMA_HUB_BACKOFF", "2"))
+    except ValueError:
+        raise KarmaError("KARMA_HUB_RETRIES must be an integer and KARMA_HUB_BACKOFF a number of seconds") from None
+    return max(retries, 0), max(backoff, 0.0)
+
+
+def _causes(exc: BaseException):
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        yield exc
+        exc = exc.__cause__ or exc.__context__
+
+
+def _status(exc: BaseException) -> int | None:
+    response = getattr(exc, "response", None)
+    return getattr(response, "status_code", None)
+
+
+def _is_transient(exc: BaseException) -> bool:
+    from huggingface_hub.errors import OfflineModeIsEnabled
+
+    for err in _causes(exc):
+        if isinstance(err, OfflineModeIsEnabled):
+            return False
+        status = _status(err)
+        if status is not None:
+            return status in _TRANSIENT_STATUS
+        if isinstance(err, (ConnectionError, TimeoutError)) or any(
+                cls.__name__ in _NETWORK_ERROR_NAMES for cls in type(err).__mro__):
+            return True
+    return False
+
+
+def _short_reason(exc: BaseException) -> str:
+    for err in _causes(exc):
+        status = _status(err)
+        if status is not None:
+            return f"HTTP {status}"
+    return type(exc).__name__
+
+
+def _server_message(exc: BaseException) -> str:
+    response = getattr(exc, "response", None)
+    try:
+        message = response.json().get("error") if response is not None else None
+    except Exception:
+        message = None
+    if not message:
+        message = (getattr(exc, "server_message", None) or str(exc)).strip().splitlines()
+        message = message[0] if message else type(exc).__name__
+    return str(message)
+
+
+def _explain(exc: BaseException, repo_id: str, endpoint: str, attempts: int) -> str:
+    """One line for the user; the token never appears (callers scrub it again anyway)."""
+    from huggingface_hub.errors import OfflineModeIsEnabled
+
+    where = f"dataset repo {repo_id} on {endpoint}"
+    for err in _causes(exc):
+        if isinstance(err, OfflineModeIsEnabled):
+            return "HF_HUB_OFFLINE is set: unset it (or set HF_HUB_OFFLINE=0) to push"
+        status = _status(err)
+        if status == 401:
+            return (f"the Hub rejected the token (401 Unauthorized) for {where}: check HF_TOKEN or "
+                    "`hf auth login`")
+        if status == 403:
+            return (f"no write access to {where} (403 Forbidden: {_server_message(err)}); use a token with "
+                    "write permission for that namespace")
+        if status is not None and status in _TRANSIENT_STATUS:
+            return (f"the Hub kept failing ({status}: {_server_message(err)}) after {attempts} attempt(s) "
+                    f"pushing to {where}; nothing was committed")
+        if status is not None:
+            return f"the Hub refused the push to {where} ({status}: {_server_message(err)}); nothing was committed"
+        if isinstance(err, ValueError) and "Invalid metadata in README.md" in str(err):
+            detail = " ".join(str(err).split())
+            return f"the Hub rejected the dataset card: {detail}"
+    if _is_transient(exc):
+        return (f"network failure: could not reach {endpoint} ({type(exc).__name__}) after {attempts} "
+                f"attempt(s); nothing was committed")
+    return f"push to {where} failed: {type(exc).__name__}: {' '.join(str(exc).split())}"
+
+
+def _with_retries(fn: Callable[[], T], *, describe: Callable[[BaseException, int], str],
+                  sleep: Callable[[float], None] = time.sleep) -> T:
+    retries, backoff = _retry_settings()
+    for attempt in range(retries + 1):
+        try:
+            return fn()
+        except KarmaError:
+            raise
+        except Exception as exc:
+            if not _is_transient(exc) or attempt == retries:
+                raise KarmaError(describe(exc, attempt + 1)) from None
+            wait = backoff * (2 ** attempt)
+            logger.warning("Hub request failed (%s); retry %d/%d in %.1f s", _short_reason(exc), attempt + 1,
+                           retries, wait)
+            sleep(wait)
+    raise AssertionError("unreachable")
+
+
+def push_folder(folder: str | os.PathLike, repo_id: str, *, private: bool = False, revision: str | None = None,
+                token: str | None = None, commit_message: str | None = None) -> PushResult:
+    """Publish a karma dataset folder to the dataset repo ``repo_id`` as ONE commit; return its URL.
+
+    Creates the repo (``private`` applies only then) and the branch ``revision`` when missing,
+    then commits the card, the build report and every parquet shard together, so
+    ``load_dataset(repo_id, "<mode>")`` sees either the old or the new version, never a mix.
+    Pushing an unchanged folder makes no commit and returns the head commit's URL. The returned
+    :class:`PushResult` is that URL as a ``str`` with ``.oid`` and ``.changed`` on it.
+
+    Raises :class:`KarmaError` (one line, no token in it) for: a folder that is not a karma
+    dataset folder, no token, a rejected token (401), no write access (403), a model/space repo id,
+    and a network failure that outlasts the retries.
+    """
+    plan = scan_folder(folder)
+    repo_id = normalize_repo_id(repo_id)
+    secret = resolve_token(token)
+
+    from huggingface_hub import CommitOperationAdd, HfApi
+
+    from karma_hf import __version__
+
+    api = HfApi(token=secret, library_name="karma-hf", library_version=__version__)
+    branch = revision or "main"
+    message = commit_message or f"Upload KARMA preference dataset ({', '.join(plan.configs)})"
+    if plan.skipped:
+        logger.warning("not pushed (outside the karma layout): %s", ", ".join(plan.skipped))
+
+    def attempt() -> PushResult:
+        api.create_repo(repo_id, repo_type="dataset", private=private or None, exist_ok=True)
+        if branch != "main":
+            api.create_branch(repo_id, repo_type="dataset", branch=branch, exist_ok=True)
+        head = api.repo_info(repo_id, repo_type="dataset", revision=branch).sha
+        operations = [CommitOperationAdd(path_in_repo=rel, path_or_fileobj=str(plan.folder / rel))
+                      for rel in plan.files]
+        info = api.create_commit(repo_id, operations, commit_message=message, repo_type="dataset",
+                                 revision=branch)
+        return PushResult(str(info.commit_url), oid=str(info.oid), changed=info.oid != head, repo_id=repo_id,
+                          revision=branch, files=plan.files)
+
+    def describe(exc: BaseException, attempts: int) -> str:
+        return _explain(exc, repo_id, api.endpoint, attempts).replace(secret, "***")
+
+    return _with_retries(attempt, describe=describe)
