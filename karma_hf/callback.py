@@ -195,9 +195,10 @@ def dataset_provenance(name: str, config: str | None, revision: str | None = Non
     scores = _find(report, ("score_table", "scores"), dict)
     if scores is None:
         scores = _find(meta, ("score_table", "scores"), dict)
-    mode_report = None
-    if config is not None:
-        mode_report = _find(report, (config,), dict)
+    kinship = report.get("kinship") if isinstance(report.get("kinship"), Mapping) else None
+    modes = report.get("modes") if isinstance(report.get("modes"), Mapping) else {}
+    mode_report = modes.get(config) if config is not None else None
+    build = {k: report[k] for k in ("karma_hf_version", "source", "seed", "rating", "command") if k in report}
     return {
         "name": name,
         "config": config,
@@ -211,6 +212,8 @@ def dataset_provenance(name: str, config: str | None, revision: str | None = Non
         "data_files": files or None,
         "tau": tau,
         "score_table": scores,
+        "s_pref": _s_pref(kinship),
+        "build": build or None,
         "build_report_mode": mode_report,
         "card_tags": meta.get("tags"),
         "notes": info["notes"],
@@ -478,8 +481,13 @@ class KarmaCallback(TrainerCallback):
                  ("versions", ", ".join(f"{k} {val}" for k, val in v.items() if val))]
         lines += [f"| {k} | {'' if val is None else f'`{val}`'} |" for k, val in facts]
         table = d.get("score_table")
-        if isinstance(table, Mapping) and table.get("models"):
+        if isinstance(table, Mapping) and table.get("models") and (table.get("scores") or table.get("values")):
             lines += ["", "Origin-model score table the pairs were mapped with:", "", _score_markdown(table)]
+        elif isinstance(table, Mapping) and table.get("source"):
+            lines += ["", f"Origin-model scores: `{table['source']}`."]
+        if d.get("s_pref"):
+            lines += ["", "Preference score S_pref of each origin model:", "", "| model | S_pref |", "| --- | ---: |",
+                      *[f"| {m} | {v:.4f} |" for m, v in sorted(d["s_pref"].items(), key=lambda kv: -kv[1])]]
         if self._total.rows:
             lines += ["", f"Batches seen: {self._total.rows} rows, mean kinship "
                           f"{self._total.kinship_sum / self._total.rows:.4f}."]
@@ -555,6 +563,13 @@ def _score_markdown(table: Mapping[str, Any]) -> str:
             cells = [None] * len(benches)
         rows.append(f"| {m} | " + " | ".join("" if c is None else f"{float(c):.4g}" for c in cells) + " |")
     return "\n".join([head, sep, *rows])
+
+
+def _s_pref(kinship: Mapping[str, Any] | None) -> dict[str, float] | None:
+    """``{model: S_pref}`` from a ``Kinship.to_dict()`` (the builder's report), if present."""
+    if not kinship or not isinstance(kinship.get("models"), list) or not isinstance(kinship.get("s_pref"), list):
+        return None
+    return {str(m): float(v) for m, v in zip(kinship["models"], kinship["s_pref"])}
 
 
 def _in_distributed_job() -> bool:

@@ -330,7 +330,6 @@ def train(stage: str, argv: Sequence[str] = (), *, args: ParsedArgs | None = Non
     KARMA section, and runs the karma evaluation when ``karma_eval_tasks`` is set.
     """
     args = args or parse_args(stage, argv)
-    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
     trainer, cb = build_trainer(args, callbacks=callbacks)
     training, script = args.training, args.script
     resume = _resume_target(training.resume_from_checkpoint)

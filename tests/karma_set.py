@@ -66,15 +66,18 @@ def write_karma_set(out: Path, *, modes=("score", "sim", "score_sim", "rlaif"), 
     out = Path(out)
     configs = []
     report = {"tau": TAU, "seed": seed, "source": "tests/karma_set.py",
-              "scores": {"models": MODELS, "benchmarks": BENCHMARKS, "values": SCORES},
+              "scores": {"source": "fixture", "models": MODELS, "benchmarks": BENCHMARKS,
+                         "known_unscored": [],
+                         "scores": {m: dict(zip(BENCHMARKS, row)) for m, row in zip(MODELS, SCORES)}},
+              "kinship": {"models": MODELS, "s_pref": [S_PREF[m] for m in MODELS], "tau": TAU},
               "modes": {}}
     for mode in modes:
         (out / mode).mkdir(parents=True, exist_ok=True)
         train = _rows(mode, n_train, seed, 0)
         test = _rows(mode, n_test, seed, n_train)
-        sft = [{"messages": r["prompt"] + r["chosen"],
-                **{k: v for k, v in r.items() if k not in ("prompt", "chosen", "rejected")}}
-               for r in train]
+        for r in train + test:  # one schema for every split, as the builder writes it
+            r["messages"] = r["prompt"] + r["chosen"]
+        sft = train
         files = []
         for split, rows in (("train", train), ("test", test), ("train_sft", sft)):
             path = f"{mode}/{split}-00000-of-00001.parquet"
