@@ -502,7 +502,7 @@ def _pct(v: float | None) -> str:
     return "n/a" if v is None else f"{100 * v:.1f}%"
 
 
-def summary_rows(report: dict[str, Any]) -> list[tuple[str, list[str]]]:
+def summary_rows(report: dict[str, Any], *, top_pair: bool = True) -> list[tuple[str, list[str]]]:
     """(metric, one value per mode) rows shared by the terminal table and the Markdown."""
     modes = report["modes"]
     rows: list[tuple[str, list[str]]] = []
@@ -514,7 +514,9 @@ def summary_rows(report: dict[str, Any]) -> list[tuple[str, list[str]]]:
     add("mean |rating gap|", lambda r: _fmt(r["rating_gap"]["mean"]))
     add("median |rating gap|", lambda r: _fmt(r["rating_gap"]["median"]))
     add("pairs with gap >= 1", lambda r: _pct(r["rating_gap"]["share_at_least_1"]))
-    add("ratings agree / tie / disagree", lambda r: " / ".join(_pct(r["agreement"][k]) for k in ("share_agree", "share_tie", "share_disagree")))
+    add("ratings agree with label", lambda r: _pct(r["agreement"]["share_agree"]))
+    add("ratings tie", lambda r: _pct(r["agreement"]["share_tie"]))
+    add("ratings disagree with label", lambda r: _pct(r["agreement"]["share_disagree"]))
     add("mean kinship", lambda r: _fmt(r["kinship"]["mean"], ".3f"))
     add("mean S_pref gap", lambda r: _fmt(r["s_pref_gap"]["mean"], ".3f"))
     add("chosen longer (words)", lambda r: _pct(r["factors"]["words"]["share_chosen_more"]))
@@ -522,6 +524,8 @@ def summary_rows(report: dict[str, Any]) -> list[tuple[str, list[str]]]:
     add("chosen more list items", lambda r: _pct(r["factors"]["list_items"]["share_chosen_more"]))
     add("chosen more refusal phrases", lambda r: _pct(r["factors"]["refusals"]["share_chosen_more"]))
     add("distinct model pairs", lambda r: str(r["model_pairs"]["distinct"]))
+    if not top_pair:
+        return rows
     add("top pair", lambda r: (f"{r['model_pairs']['top'][0]['chosen']} > {r['model_pairs']['top'][0]['rejected']} "
                                f"({_pct(r['model_pairs']['top'][0]['share'])})") if r["model_pairs"]["top"] else "-")
     return rows
@@ -532,12 +536,14 @@ def summary_table(report: dict[str, Any]):
     from rich.table import Table
 
     base = report.get("baseline")
-    t = Table(title="Response Quality Gap and preference factors", title_justify="left")
+    t = Table(title="Response Quality Gap and preference factors", title_justify="left",
+              caption=f"{base}* = baseline (chosen by the per-instance ratings)" if base else None,
+              caption_justify="left")
     t.add_column("metric", style="bold", no_wrap=True)
     for m in report["modes"]:
-        t.add_column(f"{m} (baseline)" if m == base else m, justify="right",
+        t.add_column(f"{m}*" if m == base else m, justify="right", no_wrap=True,
                      style="red" if m == base else None)
-    for label, vals in summary_rows(report):
+    for label, vals in summary_rows(report, top_pair=False):
         t.add_row(label, *vals)
     return t
 

@@ -207,16 +207,15 @@ MATH_TEMPLATES = [
     ("There are {a} students in each of {b} classes. {c} students are absent. How many are present?",
      lambda a, b, c: a * b - c),
 ]
-REVIEWS = [
-    ("The battery lasts all day and the screen is gorgeous. Best purchase this year.", "Positive"),
-    ("Stopped working after two weeks and support never answered my emails.", "Negative"),
-    ("Comfortable shoes, true to size, and they look great with jeans.", "Positive"),
-    ("The soup was cold and the waiter ignored us for half an hour.", "Negative"),
-    ("Setup took five minutes and the sound quality is excellent.", "Positive"),
-    ("Cheap plastic that cracked the first time I dropped it.", "Negative"),
-    ("The novel drags in the middle but the ending made up for it.", "Positive"),
-    ("Arrived late, box crushed, and two pieces were missing.", "Negative"),
-]
+REVIEW_ITEMS = ["headphones", "blender", "backpack", "laptop stand", "coffee grinder", "desk lamp", "phone case",
+                "running shoes", "novel", "hotel stay", "pizza place", "yoga mat", "electric kettle", "winter jacket",
+                "board game", "vacuum cleaner", "webcam", "rain boots"]
+REVIEW_POS = ["Works exactly as described and feels sturdy.", "Great value for the price, I would buy it again.",
+              "Setup took five minutes and the quality is excellent.", "My whole family loves it.",
+              "Arrived early and exceeded my expectations.", "Comfortable, well made and looks great."]
+REVIEW_NEG = ["Stopped working after two weeks and support never answered.", "Cheap material that broke on the first day.",
+              "Arrived late, the box was crushed and parts were missing.", "Not worth half the price, very disappointing.",
+              "The description was misleading and it does not fit.", "Noisy, slow and hard to clean."]
 PASSAGES = [
     ("The Amazon River carries more water than any other river in the world. It flows through Peru, Colombia and Brazil before reaching the Atlantic Ocean.",
      "Which ocean does the Amazon flow into?", "The Atlantic Ocean"),
@@ -244,6 +243,12 @@ FALSE_PREMISES = [
     ("How many wings does a dolphin have?", "Dolphins have no wings; they have flippers and a dorsal fin"),
     ("Why do penguins migrate to the North Pole every winter?", "Wild penguins live in the Southern Hemisphere and do not migrate to the North Pole"),
     ("Which ocean lies between Paris and Berlin?", "No ocean lies between Paris and Berlin; they are connected by land"),
+    ("Why do trees walk to find water?", "Trees cannot walk; their roots grow towards water"),
+    ("How many moons does the Sun have?", "The Sun has no moons; moons orbit planets"),
+    ("When did Shakespeare write his first computer program?", "Shakespeare lived centuries before computers existed"),
+    ("What is the capital city of the Pacific Ocean?", "An ocean has no capital city"),
+    ("Why do cows lay eggs in spring?", "Cows are mammals and do not lay eggs"),
+    ("How fast can a turtle fly?", "Turtles cannot fly"),
 ]
 MISCONCEPTIONS = [
     ("What happens if you swallow gum?", ["It passes through your digestive system", "Nothing much; it is excreted"],
@@ -321,9 +326,28 @@ OFF_TOPIC = ["I like to go to the park on weekends with my friends.",
              "<nooutput>"]
 
 
+CONSTRAINTS = ["Keep it under 150 words.", "Use simple language.", "Give one concrete example.",
+               "Assume I am a complete beginner.", "Answer in a friendly tone.", "Mention one common mistake.",
+               "Be specific.", "Focus on the most important points.", "Answer in one paragraph.", "Explain your reasoning."]
+
+
 # --- instruction generation ----------------------------------------------------------------
-def make_instruction(rng: random.Random, source: str, n: int) -> dict:
-    """One instruction of the given source: dict(kind, text, topic, answer, correct, incorrect)."""
+def make_instruction(rng: random.Random, source: str, n: int, variant: int = 0) -> dict:
+    """One instruction of the given source: dict(kind, text, topic, answer, correct, incorrect).
+
+    ``variant`` > 0 appends one or two extra constraints (used to keep instructions distinct).
+    """
+    ins = _base_instruction(rng, source, n)
+    if variant > 0 and ins["kind"] not in ("math", "classify"):
+        extra = CONSTRAINTS[(variant - 1) % len(CONSTRAINTS)]
+        if variant > len(CONSTRAINTS):
+            extra += " " + CONSTRAINTS[(variant // len(CONSTRAINTS) + variant) % len(CONSTRAINTS)]
+        sep = "" if ins["text"].endswith((".", "?", "!")) else "."
+        ins["text"] = f"{ins['text']}{sep} {extra}"
+    return ins
+
+
+def _base_instruction(rng: random.Random, source: str, n: int) -> dict:
     if source == "flan_v2_cot":
         tpl, fn = MATH_TEMPLATES[n % len(MATH_TEMPLATES)]
         a, b, c = rng.randint(3, 40), rng.randint(2, 9), rng.randint(1, 30)
@@ -331,7 +355,10 @@ def make_instruction(rng: random.Random, source: str, n: int) -> dict:
         return dict(kind="math", text=f"Q: {text}\nA: Let's think step by step.", topic="arithmetic",
                     answer=str(fn(a, b, c)), nums=(a, b, c))
     if source == "flan_v2_niv2":
-        review, label = REVIEWS[n % len(REVIEWS)]
+        item = REVIEW_ITEMS[n % len(REVIEW_ITEMS)]
+        label = rng.choice(["Positive", "Negative"])
+        phrase = rng.choice(REVIEW_POS if label == "Positive" else REVIEW_NEG)
+        review = f"Bought the {item} {rng.choice(['last month', 'for my sister', 'on sale', 'two weeks ago', 'as a gift'])}. {phrase}"
         style = rng.choice(["product review", "customer review", "short review"])
         text = (f"Detailed Instructions: In this task, you are given a {style}. Your task is to classify it as "
                 f"\"Positive\" or \"Negative\" based on its content.\nQ: {review}\nA:")
@@ -662,18 +689,28 @@ def make_row(rng: random.Random, source: str, ins: dict, models: list[str], empt
 #   duplicated instruction the same instruction twice, from two sources (both rows are kept).
 # unknown_model / malformed do not occur: unknown models are an error by default, and every row
 # follows the schema.
-def special_rows(rng: random.Random) -> list[dict]:
+def distinct_instruction(rng: random.Random, source: str, n: int, seen: set[str]) -> dict:
+    """An instruction whose text is not in ``seen`` (then added to it)."""
+    for variant in range(60):
+        ins = make_instruction(rng, source, n, variant)
+        if ins["text"] not in seen:
+            seen.add(ins["text"])
+            return ins
+    raise RuntimeError(f"could not make a distinct {source} instruction")
+
+
+def special_rows(rng: random.Random, seen: set[str]) -> list[dict]:
     rows = []
-    ins = make_instruction(rng, "sharegpt", 2)
+    ins = distinct_instruction(rng, "sharegpt", 2, seen)
     rows.append(make_row(rng, "sharegpt", ins, ["alpaca-7b", "gpt-4", "mpt-30b-chat", "wizardlm-13b"],
                          empty={"alpaca-7b", "mpt-30b-chat", "wizardlm-13b"}))
-    ins = make_instruction(rng, "ultrachat", 4)
+    ins = distinct_instruction(rng, "ultrachat", 4, seen)
     rows.append(make_row(rng, "ultrachat", ins, ["vicuna-33b"]))
-    ins = make_instruction(rng, "evol_instruct", 3)
+    ins = distinct_instruction(rng, "evol_instruct", 3, seen)
     rows.append(make_row(rng, "evol_instruct", ins, ["ultralm-65b", "wizardlm-70b"]))
-    ins = make_instruction(rng, "evol_instruct", 5)
+    ins = distinct_instruction(rng, "evol_instruct", 5, seen)
     rows.append(make_row(rng, "evol_instruct", ins, ["pythia-12b", "starchat"]))
-    ins = make_instruction(rng, "flan_v2_niv2", 6)
+    ins = distinct_instruction(rng, "flan_v2_niv2", 6, seen)
     rows.append(make_row(rng, "flan_v2_niv2", ins, ["falcon-40b-instruct", "gpt-3.5-turbo", "llama-2-70b-chat", "vicuna-33b"],
                          ratings_override={"helpfulness": "4", "honesty": "5", "instruction_following": "4", "truthfulness": "5"}))
     return rows
@@ -689,12 +726,13 @@ def generate(seed: int = 7) -> list[dict]:
     per_source: dict[str, int] = {}
     rows: list[dict] = []
     regular_ins: list[tuple[dict, str]] = []
+    seen: set[str] = set()
     empties_left = 4
     for _ in range(N_REGULAR):
         source = rng.choices(sources, weights=src_w)[0]
         k = per_source.get(source, 0)
         per_source[source] = k + 1
-        ins = make_instruction(rng, source, k)
+        ins = distinct_instruction(rng, source, k, seen)
         regular_ins.append((ins, source))
         models: list[str] = []
         while len(models) < 4:  # 4 distinct models, drawn with UltraFeedback's frequencies
@@ -706,7 +744,7 @@ def generate(seed: int = 7) -> list[dict]:
             empty = {rng.choice(models)}
             empties_left -= 1
         rows.append(make_row(rng, source, ins, models, empty=empty))
-    specials = special_rows(rng)
+    specials = special_rows(rng, seen)
     for row in specials:
         rows.insert(rng.randrange(len(rows) + 1), row)
     # a duplicated instruction: a regular sharegpt instruction asked again under another source
