@@ -29,7 +29,8 @@ Outputs: splits ``train``, ``test`` and ``train_sft`` share one schema (``datase
 schema per config): ``prompt``, ``chosen``, ``rejected``, ``messages`` (= prompt + chosen),
 ``prompt_id``, ``chosen_model``, ``rejected_model``, ``kinship``, ``s_pref_chosen``,
 ``s_pref_rejected``, ``score_chosen``, ``score_rejected``, ``source``. ``train_sft`` holds the
-same rows as ``train`` (SFT reads ``messages``). The test split is a seeded hash-ranking of the
+same rows as ``train`` (SFT reads ``messages``). A split with no rows is not written (``datasets``
+cannot load an empty split) and the card does not declare it. The test split is a seeded hash-ranking of the
 distinct ``prompt_id`` values of the source: the ``test_size`` first prompts are held out in
 every mode, so duplicate instructions always land on the same side and no test prompt is
 trained on by any mode.
@@ -115,6 +116,7 @@ class BuildResult:
     table: ScoreTable
     output: Path
     cache_dir: str | None = None
+    statuses: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
     _datasets: dict[str, datasets.DatasetDict] | None = field(default=None, repr=False)
     _tmp: tempfile.TemporaryDirectory | None = field(default=None, repr=False)
 
@@ -122,8 +124,15 @@ class BuildResult:
     def modes(self) -> tuple[str, ...]:
         return tuple(self.report["modes"])
 
+    def row_reasons(self, mode: str) -> list[str]:
+        """Per source row: ``"kept"`` or the drop reason, in source order."""
+        names = ("kept", *DROP_REASONS)
+        return [names[int(code)] for code in self.statuses[mode]]
+
     def files(self, mode: str) -> dict[str, Path]:
-        return {split: self.output / mode / shard_name(split) for split in SPLITS}
+        """The parquet file of each split of ``mode`` (empty splits are not written)."""
+        paths = {split: self.output / mode / shard_name(split) for split in SPLITS}
+        return {split: path for split, path in paths.items() if path.exists()}
 
     @property
     def datasets(self) -> dict[str, datasets.DatasetDict]:
@@ -135,7 +144,7 @@ class BuildResult:
                 mode: hf_datasets.load_dataset(
                     "parquet", data_files={s: str(p) for s, p in self.files(mode).items()},
                     cache_dir=self.cache_dir)
-                for mode in self.modes
+                for mode in self.modes if self.files(mode)
             }
         return self._datasets
 
@@ -235,7 +244,8 @@ def build(source: str | Path | datasets.Dataset = DEFAULT_SOURCE, *,
 
     write_dataset_card(out_dir, report, table=table, repo_id=repo_id)
     return BuildResult(report=report, kinship=kin, table=table, output=out_dir,
-                       cache_dir=str(cache_dir) if cache_dir else None, _tmp=tmp)
+                       cache_dir=str(cache_dir) if cache_dir else None,
+                       statuses={mode: dec.status for mode, dec in decisions.items()}, _tmp=tmp)
 
 
 def _check_modes(modes: Iterable[str]) -> tuple[str, ...]:
@@ -517,7 +527,6 @@ class _SplitWriter:
         self.writer = pq.ParquetWriter(str(path), schema, compression="snappy")
         self.buffer: list[pa.Table] = []
         self.buffered = 0
-        self.nbytes = 0
         self.rows = 0
 
     def add(self, table: pa.Table) -> None:
@@ -534,17 +543,23 @@ class _SplitWriter:
         head, rest = merged.slice(0, count), merged.slice(count)
         head = head.combine_chunks()
         self.writer.write_table(head, row_group_size=count)
-        self.nbytes += head.nbytes
         self.rows += head.num_rows
         self.buffer = [rest] if rest.num_rows else []
         self.buffered = rest.num_rows
 
     def close(self) -> dict[str, int]:
+        """Finish the file; an empty split is removed (``datasets`` cannot load a 0-row split)."""
         if self.buffered:
             self._flush(self.buffered)
         self.writer.close()
-        return {"num_examples": self.rows, "num_bytes": int(self.nbytes),
-                "download_size": self.path.stat().st_size}
+        if not self.rows:
+            self.path.unlink()
+            return {"num_examples": 0, "num_bytes": 0, "download_size": 0}
+        import pyarrow.parquet as pq
+
+        meta = pq.ParquetFile(self.path).metadata  # uncompressed size: a function of the file bytes
+        size = sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
+        return {"num_examples": self.rows, "num_bytes": int(size), "download_size": self.path.stat().st_size}
 
 
 def _messages(role_content: list[tuple[str, pa.Array]], n: int) -> pa.Array:

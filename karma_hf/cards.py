@@ -55,11 +55,14 @@ def card_metadata(report: dict[str, Any], *, license: str | None = None) -> dict
     configs, infos = [], []
     total = 0
     for mode, info in modes.items():
+        present = [s for s in SPLITS if info["splits"][s] > 0]  # empty splits are not written
+        if not present:
+            continue
         configs.append({"config_name": mode,
-                        "data_files": [{"split": s, "path": f"{mode}/{shard_name(s)}"} for s in SPLITS]})
+                        "data_files": [{"split": s, "path": f"{mode}/{shard_name(s)}"} for s in present]})
         sizes = info.get("bytes", {})
         splits = [{"name": s, "num_bytes": int(sizes.get(s, {}).get("num_bytes", 0)),
-                   "num_examples": int(info["splits"][s])} for s in SPLITS]
+                   "num_examples": int(info["splits"][s])} for s in present]
         total = max(total, info["kept"])
         infos.append({"config_name": mode, "features": copy.deepcopy(features), "splits": splits,
                       "download_size": sum(int(v.get("download_size", 0)) for v in sizes.values()),
