@@ -90,7 +90,7 @@ def scan_folder(folder: str | os.PathLike) -> FolderPlan:
     Raises :class:`KarmaError` naming the first problem: missing card or report, a card whose
     ``configs`` are missing or point at absent files, a mode folder not declared in the card, a
     shard that is not a parquet file with the columns TRL needs, splits of one mode whose columns
-    differ (``load_dataset`` needs one schema per config). Files outside the layout (for
+    differ (``load_dataset`` needs one schema per config), an empty shard. Files outside the layout (for
     example plots next to the card) are not uploaded; they are listed in ``skipped``.
     """
     root = Path(folder)
@@ -138,9 +138,13 @@ def _check_shard(path: Path, split: str) -> tuple[str, ...]:
     import pyarrow.parquet as pq
 
     try:
-        names = tuple(pq.read_schema(path).names)
+        meta = pq.read_metadata(path)
+        names = tuple(meta.schema.to_arrow_schema().names)
     except Exception as exc:  # pyarrow raises ArrowInvalid / OSError on truncated or foreign files
         raise KarmaError(f"{path}: not a readable parquet file ({type(exc).__name__})") from None
+    if meta.num_rows == 0:
+        raise KarmaError(f"{path}: has no rows; load_dataset cannot read an empty split (leave it out of the "
+                         "folder and the card's configs)")
     missing = [c for c in REQUIRED_COLUMNS[split] if c not in names]
     if missing:
         raise KarmaError(f"{path}: missing column(s) {', '.join(missing)} needed for the {split} split")

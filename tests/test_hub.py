@@ -63,10 +63,14 @@ def write_karma_folder(out: Path, *, modes=MODES, n_train: int = 6, n_test: int 
 
 
 def local_rows(folder: Path) -> dict[str, dict[str, list[dict]]]:
+    """Every shard of the folder, read with pyarrow: ``{mode: {split: rows}}``."""
     import pyarrow.parquet as pq
 
-    return {mode: {split: pq.read_table(folder / mode / f"{split}-00000-of-00001.parquet").to_pylist()
-                   for split in ("train", "test", "train_sft")} for mode in MODES}
+    out: dict[str, dict[str, list[dict]]] = {}
+    for shard in sorted(folder.glob("*/*-00000-of-00001.parquet")):
+        split = shard.name.split("-00000-of-")[0]
+        out.setdefault(shard.parent.name, {})[split] = pq.read_table(shard).to_pylist()
+    return out
 
 
 def run(cmd: list[str], env: dict[str, str], cwd: Path, timeout: int = 180) -> subprocess.CompletedProcess:
@@ -94,29 +98,50 @@ with open(out, "w") as f:
 """
 
 
-@pytest.fixture(scope="module")
-def roundtrip(tmp_path_factory, hub_session):
-    """Push a folder with `karma --verbose push` (debug logging on), then load it in a fresh process."""
+SOURCE = Path(__file__).parent / "fixtures" / "ultrafeedback_mini.jsonl"
+
+
+@pytest.fixture(scope="module", params=["karma push", "karma build --push-to"])
+def roundtrip(request, tmp_path_factory, hub_session):
+    """Publish with the real CLI (``--verbose``, huggingface_hub debug logging, the write token in
+    HF_TOKEN), then load the repo back in a fresh process with an empty cache.
+
+    ``karma push``: a hand-made folder in the layout contract. ``karma build --push-to``: the
+    builder on the UltraFeedback-format fixture, pushed by the same command.
+    """
     hub = hub_session
     root = tmp_path_factory.mktemp("hub-roundtrip")
-    folder = write_karma_folder(root / "karma-set")
-    repo = "testuser/karma-roundtrip"
     push_env = hub.env(root / "home-push", HF_HUB_VERBOSITY="debug")
-    push = run([*KARMA, "--verbose", "push", str(folder), "--repo", repo], push_env, root)
+    if request.param == "karma push":
+        folder = write_karma_folder(root / "karma-set")
+        repo = "testuser/karma-roundtrip"
+        cmd = [*KARMA, "--verbose", "push", str(folder), "--repo", repo]
+    else:
+        folder = root / "built"
+        repo = "testuser/karma-built"
+        cmd = [*KARMA, "--verbose", "build", "--source", str(SOURCE), "--scores", "ultrafeedback-paper",
+               "--ignore-unknown-models", "--test-size", "3", "--output", str(folder), "--push-to", repo]
+    push = run(cmd, push_env, root)
     load_env = hub.env(root / "home-load", HF_HUB_VERBOSITY="debug")
     (root / "load.py").write_text(LOAD_SCRIPT)
     load = run([sys.executable, str(root / "load.py"), repo, str(root / "loaded.json")], load_env, root)
-    return {"root": root, "folder": folder, "repo": repo, "push": push, "load": load, "hub": hub}
+    return {"kind": request.param, "root": root, "folder": folder, "repo": repo, "push": push, "load": load,
+            "hub": hub}
 
 
 @pytest.mark.slow
 def test_push_then_load_in_fresh_process_returns_same_rows(roundtrip):
     push, load = roundtrip["push"], roundtrip["load"]
     assert push.returncode == 0, push.stderr[-2000:]
-    assert "pushed 14 files (4 configs: score, sim, score_sim, rlaif)" in push.stdout
+    if roundtrip["kind"] == "karma push":
+        assert "pushed 14 files (4 configs: score, sim, score_sim, rlaif)" in push.stdout
+    else:
+        assert f"pushed to datasets/{roundtrip['repo']}" in push.stdout
     assert load.returncode == 0, load.stderr[-2000:]
     loaded = json.loads((roundtrip["root"] / "loaded.json").read_text())
-    assert loaded["rows"] == local_rows(roundtrip["folder"])
+    local = local_rows(roundtrip["folder"])
+    assert sorted(local) == sorted(MODES) and all(local[m]["train"] for m in MODES)
+    assert loaded["rows"] == local
     # one commit on top of the repo's initial commit, holding every file of the folder
     snap = roundtrip["hub"].hub.snapshot(roundtrip["repo"])
     assert snap["n_commits"] == 2
@@ -130,15 +155,19 @@ def test_push_then_load_in_fresh_process_returns_same_rows(roundtrip):
 def test_dataset_card_metadata_survives_the_round_trip(roundtrip):
     assert roundtrip["load"].returncode == 0, roundtrip["load"].stderr[-2000:]
     loaded = json.loads((roundtrip["root"] / "loaded.json").read_text())
-    local = (roundtrip["folder"] / "README.md").read_text()
-    assert loaded["card_content"] == local
-    assert loaded["card_data"]["tags"] == ["dpo", "preference", "karma"]
+    from huggingface_hub import metadata_load
+
+    card = roundtrip["folder"] / "README.md"
+    assert loaded["card_content"] == card.read_text()
+    assert loaded["card_data"] == metadata_load(card)
+    assert {"dpo", "preference", "karma"} <= set(loaded["card_data"]["tags"])
     assert [c["config_name"] for c in loaded["card_data"]["configs"]] == list(MODES)
 
 
 @pytest.mark.slow
 def test_loaded_rows_have_what_dpo_and_sft_trainers_need(roundtrip, tiny_model_dir):
-    """TRL's own helpers accept the loaded rows: conversational format, chat template, prompt prefix."""
+    """TRL's own helpers accept the loaded rows: conversational format, chat template, prompt prefix;
+    the KARMA metadata columns are there and typed."""
     from transformers import AutoTokenizer
     from trl.data_utils import apply_chat_template, is_conversational
 
@@ -152,6 +181,10 @@ def test_loaded_rows_have_what_dpo_and_sft_trainers_need(roundtrip, tiny_model_d
             assert [m["role"] for m in row["chosen"]] == [m["role"] for m in row["rejected"]] == ["assistant"]
             assert row["chosen"][0]["content"].strip() and row["rejected"][0]["content"].strip()
             assert row["chosen"] != row["rejected"]
+            assert len(row["prompt_id"]) == 64 and row["chosen_model"] and row["rejected_model"]
+            # rlaif may pair a model without benchmark scores (ultralm-65b): its kinship/S_pref are null
+            allowed = (float, type(None)) if mode == "rlaif" else float
+            assert all(isinstance(row[k], allowed) for k in ("kinship", "s_pref_chosen", "s_pref_rejected"))
             text = apply_chat_template({k: row[k] for k in ("prompt", "chosen", "rejected")}, tok)
             full = tok.apply_chat_template(row["prompt"] + row["chosen"], tokenize=False)
             assert full.startswith(text["prompt"])  # DPO splits prompt/completion at this prefix
@@ -278,6 +311,7 @@ def test_scan_folder_lists_card_report_and_every_shard(tmp_path):
     ("stray_file", "unexpected entry in a mode folder"),
     ("not_parquet", "not a readable parquet file"),
     ("missing_column", "missing column(s) rejected"),
+    ("empty_split", "has no rows"),
     ("split_schemas_differ", "columns differ from score/test-00000-of-00001.parquet"),
     ("undeclared_mode", "does not declare mode folder(s) sim"),
     ("card_points_nowhere", "not in the folder"),
@@ -304,6 +338,9 @@ def test_scan_folder_rejects_what_is_not_a_karma_folder(tmp_path, breakage, mess
         (folder / "score" / "test-00000-of-00001.parquet").write_bytes(b"PAR1 truncated")
     elif breakage == "missing_column":
         pq.write_table(pa.table({"prompt": [1], "chosen": [2]}), folder / "sim" / "train-00000-of-00001.parquet")
+    elif breakage == "empty_split":
+        table = pq.read_table(folder / "sim" / "test-00000-of-00001.parquet")
+        pq.write_table(table.slice(0, 0), folder / "sim" / "test-00000-of-00001.parquet")
     elif breakage == "split_schemas_differ":
         table = pq.read_table(folder / "score" / "train_sft-00000-of-00001.parquet").drop_columns(["kinship"])
         pq.write_table(table, folder / "score" / "train_sft-00000-of-00001.parquet")
