@@ -91,6 +91,7 @@ def run_quickstart(out: str | Path = "karma-quickstart", *, console=None, quiet:
         progress.update(task, advance=1, description=steps[1])
         result = build(sample, scores=table, modes=MODES, tau=TAU, seed=SEED, test_size=TEST_PROMPTS,
                        output=out / "dataset", overwrite=True, command=f"karma quickstart --out {out}")
+        _mark_card_synthetic(out / "dataset" / "README.md")
         progress.update(task, advance=1, description=steps[2])
         plots = _write_plots(kin, out / "plots")
         progress.update(task, advance=1, description=steps[3])
@@ -104,6 +105,22 @@ def run_quickstart(out: str | Path = "karma-quickstart", *, console=None, quiet:
     (out / MARKER).write_text(json.dumps(_summary_json(res), indent=2) + "\n", encoding="utf-8")
     print_summary(res, console)
     return res
+
+
+SYNTHETIC_NOTE = ("> **Synthetic data.** Built by `karma quickstart` from the small synthetic UltraFeedback-format "
+                  "sample shipped with karma-hf (template-written instructions, responses and ratings; "
+                  "`scripts/make_sample.py`). It demonstrates the pipeline; do not train models on it.")
+
+
+def _mark_card_synthetic(card: Path) -> None:
+    """Insert :data:`SYNTHETIC_NOTE` under the card's title (the YAML metadata is untouched)."""
+    text = card.read_text(encoding="utf-8")
+    end = text.find("\n---", text.find("---") + 3) if text.startswith("---") else 0
+    title = text.find("\n# ", end)
+    if title < 0 or SYNTHETIC_NOTE in text:
+        return
+    eol = text.find("\n", title + 1)
+    card.write_text(text[: eol + 1] + "\n" + SYNTHETIC_NOTE + "\n" + text[eol + 1:], encoding="utf-8")
 
 
 def _write_plots(kin, folder: Path) -> list[Path]:
