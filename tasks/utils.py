@@ -75,6 +75,11 @@ def load_ifeval(karma_source: str = "ifeval", **metadata: Any):
 
 # --------------------------------------------------------------------------- process_docs
 
+# Recompute on every load, in memory: the processing is cheap, and a cache keyed on the
+# function's fingerprint would not see edits to the helpers it calls.
+_FRESH = {"keep_in_memory": True, "load_from_cache_file": False}
+
+
 def _with_letter(options: Sequence[str], index: int, item: str) -> str:
     if not 0 <= index < len(options):
         raise KarmaError(f"{item}: answer index {index} is outside its {len(options)} options")
@@ -89,8 +94,8 @@ def _mmlu_row(doc: dict) -> dict:
 
 def process_mmlu_stem(dataset):
     """cais/mmlu (all) -> the 19 STEM subjects, normalised."""
-    stem = dataset.filter(lambda d: d["subject"] in MMLU_STEM_SUBJECTS)
-    return stem.map(_mmlu_row)
+    stem = dataset.filter(lambda d: d["subject"] in MMLU_STEM_SUBJECTS, **_FRESH)
+    return stem.map(_mmlu_row, **_FRESH)
 
 
 def _mmlu_pro_row(doc: dict) -> dict:
@@ -106,7 +111,7 @@ def _mmlu_pro_row(doc: dict) -> dict:
 
 def process_mmlu_pro(dataset):
     """TIGER-Lab/MMLU-Pro, normalised (3 to 10 options)."""
-    return dataset.map(_mmlu_pro_row)
+    return dataset.map(_mmlu_pro_row, **_FRESH)
 
 
 def _arc_row(doc: dict) -> dict:
@@ -122,7 +127,7 @@ def _arc_row(doc: dict) -> dict:
 
 def process_arc(dataset):
     """allenai/ai2_arc (either config), normalised; numeric labels 1-5 become A-E."""
-    return dataset.map(_arc_row)
+    return dataset.map(_arc_row, **_FRESH)
 
 
 def _clean_hellaswag(text: str) -> str:
@@ -147,7 +152,7 @@ def _hellaswag_row(doc: dict) -> dict:
 
 def process_hellaswag(dataset):
     """Rowan/hellaswag: the context becomes the question, the four endings options A-D."""
-    return dataset.map(_hellaswag_row)
+    return dataset.map(_hellaswag_row, **_FRESH)
 
 
 # --------------------------------------------------------------------------- prompts
