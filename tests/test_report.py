@@ -186,10 +186,38 @@ def test_cli_report(hand_dataset: Path, tmp_path: Path, capsys):
         main(["report", str(hand_dataset), "--modes", "sim", "--out", str(tmp_path / "cli")])
     assert exc.value.code == 0
     out = capsys.readouterr().out
-    assert "mean |rating gap|" in out and "rlaif (baseline)" in out
+    assert "mean |rating gap|" in out and "rlaif*" in out and "rlaif* = baseline" in out
     assert (tmp_path / "cli" / "report.md").exists() and (tmp_path / "cli" / "report.json").exists()
     with pytest.raises(SystemExit) as exc:
         main(["report", str(hand_dataset), "--modes", "nope"])
     assert exc.value.code == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "nope" in err and "Traceback" not in err
+
+
+@pytest.mark.slow
+def test_report_on_a_hub_dataset(tmp_path: Path, hub_server):
+    """`karma report USER/NAME` loads every config from the (loopback) Hub with `datasets`."""
+    import os
+    import subprocess
+
+    folder = tmp_path / "hub-ds"
+    _write(folder, "sim", "train", SIM_TRAIN)
+    _write(folder, "sim", "test", SIM_TEST)
+    _write(folder, "rlaif", "train", RLAIF_TRAIN)
+    (folder / "README.md").write_text(
+        "---\nconfigs:\n"
+        "- config_name: sim\n  data_files:\n  - split: train\n    path: sim/train-00000-of-00001.parquet\n"
+        "  - split: test\n    path: sim/test-00000-of-00001.parquet\n"
+        "- config_name: rlaif\n  data_files:\n  - split: train\n    path: rlaif/train-00000-of-00001.parquet\n"
+        "---\n# hand-made pairs\n")
+    hub_server.hub.seed_folder("testuser/report-hand", folder)
+    env = {**os.environ, **hub_server.env(tmp_path / "home")}
+    res = subprocess.run([sys.executable, "-m", "karma_hf.cli", "report", "testuser/report-hand",
+                          "--out", str(tmp_path / "rep")], capture_output=True, text=True, env=env, timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    rep = json.loads((tmp_path / "rep" / "report.json").read_text())
+    assert rep["dataset"] == "testuser/report-hand" and list(rep["modes"]) == ["sim", "rlaif"]
+    assert rep["modes"]["sim"]["splits"] == {"train": 3, "test": 2}
+    assert rep["modes"]["sim"]["rating_gap"]["mean"] == pytest.approx(1.375)
+    assert rep["modes"]["rlaif"]["rating_gap"]["mean"] == pytest.approx(3.0)
