@@ -619,11 +619,16 @@ def render_markdown(report: dict[str, Any], figures: dict[str, str]) -> str:
     L.append("")
     L.append("## Kinship and S_pref gap\n")
     L.append(f"![Kinship and S_pref gap]({figures['kinship']})\n")
-    L.append("| mode | mean kinship | min kinship | mean S_pref gap | median S_pref gap |")
-    L.append("|---|---:|---:|---:|---:|")
+    L.append("| mode | mean kinship | min kinship | mean S_pref gap | median S_pref gap | pairs with an unscored model |")
+    L.append("|---|---:|---:|---:|---:|---:|")
     for m in modes:
         k, s = report["modes"][m]["kinship"], report["modes"][m]["s_pref_gap"]
-        L.append(f"| {m} | {_fmt(k['mean'], '.3f')} | {_fmt(k['min'], '.3f')} | {_fmt(s['mean'], '.3f')} | {_fmt(s['median'], '.3f')} |")
+        L.append(f"| {m} | {_fmt(k['mean'], '.3f')} | {_fmt(k['min'], '.3f')} | {_fmt(s['mean'], '.3f')} | "
+                 f"{_fmt(s['median'], '.3f')} | {max(k['missing'], s['missing'])} |")
+    L.append("")
+    L.append("A negative S_pref gap means the chosen model is the weaker one by benchmarks (possible only for `rlaif`, "
+             "whose label comes from the per-instance rating). Pairs with a model that has no benchmark scores "
+             "(e.g. `ultralm-65b`) have no kinship or S_pref and are left out of these statistics.")
     L.append("")
     L.append("## Factors: what does the chosen response have more of?\n")
     L.append("Surface factors in the spirit of PROFILE, counted with regular expressions (see "
