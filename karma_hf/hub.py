@@ -215,6 +215,12 @@ def normalize_repo_id(repo: str) -> str:
     return text
 
 
+def _names_dataset_explicitly(repo: str) -> bool:
+    """``datasets/user/name`` or a dataset URL: the user asked for a dataset repo by type."""
+    text = repo.strip()
+    return text.startswith("datasets/") or "://" in text and "/datasets/" in text
+
+
 def resolve_token(token: str | None = None) -> str:
     """The token to push with: ``token``, else ``HF_TOKEN``, else the ``hf auth login`` cache."""
     if token:
@@ -345,10 +351,13 @@ def push_folder(folder: str | os.PathLike, repo_id: str, *, private: bool = Fals
     :class:`PushResult` is that URL as a ``str`` with ``.oid`` and ``.changed`` on it.
 
     Raises :class:`KarmaError` (one line, no token in it) for: a folder that is not a karma
-    dataset folder, no token, a rejected token (401), no write access (403), a model/space repo id,
-    and a network failure that outlasts the retries.
+    dataset folder, no token, a rejected token (401), no write access (403), a model/space repo id
+    (``models/...``, ``spaces/...``, or a plain ``user/name`` that exists only as a model or space:
+    pass ``datasets/user/name`` to create a dataset beside it), and a network failure that
+    outlasts the retries.
     """
     plan = scan_folder(folder)
+    explicit_dataset = _names_dataset_explicitly(repo_id)
     repo_id = normalize_repo_id(repo_id)
     secret = resolve_token(token)
 
@@ -363,6 +372,12 @@ def push_folder(folder: str | os.PathLike, repo_id: str, *, private: bool = Fals
         logger.warning("not pushed (outside the karma layout): %s", ", ".join(plan.skipped))
 
     def attempt() -> PushResult:
+        if not explicit_dataset and not api.repo_exists(repo_id, repo_type="dataset"):
+            for other in ("model", "space"):
+                if api.repo_exists(repo_id, repo_type=other):
+                    raise KarmaError(f"--repo {repo_id}: exists on the Hub as a {other} repo and there is no dataset "
+                                     f"repo of that name; pick another name, or pass datasets/{repo_id} to create "
+                                     "a dataset repo beside it")
         api.create_repo(repo_id, repo_type="dataset", private=private or None, exist_ok=True)
         if branch != "main":
             api.create_branch(repo_id, repo_type="dataset", branch=branch, exist_ok=True)

@@ -233,6 +233,19 @@ def test_bad_token_fails_cleanly_and_creates_nothing(hub_server, tmp_path, kind)
 
 
 @pytest.mark.slow
+def test_repo_existing_only_as_a_model_is_refused_unless_datasets_prefix(hub_server, tmp_path):
+    repo = "testuser/karma-is-a-model"
+    hub_server.hub.seed(repo, {"config.json": b"{}"}, repo_type="model")
+    folder = write_karma_folder(tmp_path / "set", modes=("score",))
+    line = _one_error_line(_push(hub_server, tmp_path, folder, repo))
+    assert f"--repo {repo}: exists on the Hub as a model repo" in line
+    assert hub_server.hub.snapshot(repo) is None  # no dataset repo was created
+    proc = _push(hub_server, tmp_path, folder, f"datasets/{repo}")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "README.md" in hub_server.hub.snapshot(repo)["files"]["main"]
+
+
+@pytest.mark.slow
 def test_server_down_is_a_network_error_after_retries(hub_server, tmp_path):
     folder = write_karma_folder(tmp_path / "set", modes=("score",))
     with socket.socket() as s:  # a loopback port with nothing listening
