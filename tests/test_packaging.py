@@ -27,5 +27,6 @@ def test_wheel_contains_tasks_and_hub_cards(tmp_path: Path) -> None:
     assert any(n.startswith("karma_hf/hub_cards/") and n.endswith(".md") for n in names)
     assert "karma_hf/presets/ultrafeedback-paper.csv" in names
     assert "karma_hf/presets/ultrafeedback-paper.json" in names
+    assert "karma_hf/data/ultrafeedback_sample.parquet" in names
     entry = [n for n in names if n.endswith("entry_points.txt")]
     assert entry and "karma = karma_hf.cli:main" in zipfile.ZipFile(wheel).read(entry[0]).decode()
