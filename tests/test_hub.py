@@ -448,3 +448,76 @@ def test_cli_push_reports_a_bad_folder_as_one_line(tmp_path):
     result = CliRunner().invoke(cli, ["push", str(tmp_path), "--repo", "testuser/x"])
     assert result.exit_code != 0 and isinstance(result.exception, KarmaError)
     assert "missing README.md" in str(result.exception)
+
+
+# -- minihub protocol details the clients rely on (stdlib HTTP, no HF client) -------------------
+def _http(hub, method: str, path: str, body: bytes | None = None, headers: dict | None = None,
+          chunked: bool = False):
+    import http.client
+    from urllib.parse import urlsplit
+
+    url = urlsplit(hub.url if path.startswith("/") else path)
+    conn = http.client.HTTPConnection(url.hostname, url.port, timeout=10)
+    target = path if path.startswith("/") else url.path
+    if chunked:
+        conn.request(method, target, body=iter([body[:3], body[3:]]), headers=headers or {}, encode_chunked=True)
+    else:
+        conn.request(method, target, body=body, headers=headers or {})
+    resp = conn.getresponse()
+    data = resp.read()
+    conn.close()
+    return resp.status, dict(resp.getheaders()), data
+
+
+def test_minihub_resolve_sends_commit_etag_linked_size_and_ranges(hub_server):
+    data = b"PAR1" + bytes(range(40)) + b"PAR1"
+    oid = hub_server.hub.seed("testuser/mh-resolve", {"d/x.parquet": data, "README.md": b"# hi\n"})
+    base = "/datasets/testuser/mh-resolve/resolve/main"
+    status, headers, _ = _http(hub_server, "HEAD", f"{base}/d/x.parquet")
+    assert status == 200 and headers["X-Repo-Commit"] == oid
+    assert headers["X-Linked-Etag"].strip('"') == hashlib.sha256(data).hexdigest()
+    assert headers["X-Linked-Size"] == str(len(data))
+    status, headers, body = _http(hub_server, "GET", f"{base}/d/x.parquet", headers={"Range": "bytes=4-9"})
+    assert status == 206 and body == data[4:10] and headers["Content-Range"] == f"bytes 4-9/{len(data)}"
+    status, headers, _ = _http(hub_server, "HEAD", f"{base}/missing.json")
+    assert status == 404 and headers["X-Error-Code"] == "EntryNotFound"
+
+
+def test_minihub_commit_needs_token_checks_parent_and_is_all_or_nothing(hub_server):
+    repo = "testuser/mh-commit"
+    hub_server.hub.seed(repo, {"a.txt": b"a"})
+    before = hub_server.hub.snapshot(repo)
+
+    def commit(lines: list[dict], token: str | None = hub_server.token):
+        body = b"".join(json.dumps(line).encode() + b"\n" for line in lines)
+        headers = {"Content-Type": "application/x-ndjson"}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        return _http(hub_server, "POST", f"/api/datasets/{repo}/commit/main", body, headers)
+
+    add_b = {"key": "file", "value": {"path": "b.txt", "content": "Yg==", "encoding": "base64"}}
+    ghost = {"key": "lfsFile", "value": {"path": "c.parquet", "algo": "sha256", "oid": "0" * 64, "size": 3}}
+    assert commit([{"key": "header", "value": {"summary": "x"}}, add_b], token=None)[0] == 401
+    assert commit([{"key": "header", "value": {"summary": "x", "parentCommit": "f" * 40}}, add_b])[0] == 412
+    assert commit([{"key": "header", "value": {"summary": "x"}}, add_b, ghost])[0] == 422
+    assert hub_server.hub.snapshot(repo) == before
+    status, _, body = commit([{"key": "header", "value": {"summary": "x"}}, add_b])
+    assert status == 200 and hub_server.hub.snapshot(repo)["files"]["main"]["b.txt"] == hashlib.sha256(
+        b"b").hexdigest()
+
+
+def test_minihub_lfs_upload_takes_a_chunked_body_and_checks_its_sha256(hub_server):
+    repo = "testuser/mh-lfs"
+    hub_server.hub.seed(repo, {})
+    data = b"chunked body for lfs"
+    sha = hashlib.sha256(data).hexdigest()
+    auth = {"Authorization": f"Bearer {hub_server.token}", "Content-Type": "application/vnd.git-lfs+json"}
+    batch = {"operation": "upload", "transfers": ["basic"], "hash_algo": "sha256",
+             "objects": [{"oid": sha, "size": len(data)}]}
+    status, _, body = _http(hub_server, "POST", f"/datasets/{repo}.git/info/lfs/objects/batch",
+                            json.dumps(batch).encode(), auth)
+    actions = json.loads(body)["objects"][0]["actions"]
+    assert status == 200
+    assert _http(hub_server, "PUT", actions["upload"]["href"], b"tampered body!", {})[0] == 400
+    assert _http(hub_server, "PUT", actions["upload"]["href"], data, {}, chunked=True)[0] == 200
+    assert _http(hub_server, "POST", actions["verify"]["href"], b"{}", {})[0] == 200
