@@ -278,11 +278,15 @@ def test_transient_failures_are_retried_and_the_push_lands_once(hub_server, tmp_
     repo = "testuser/karma-transient"
     hub_server.hub.seed_folder(repo, write_karma_folder(tmp_path / "v1", tag="v1"))
     n_before = hub_server.hub.snapshot(repo)["n_commits"]
-    hub_server.hub.fail("commit", times=1, mode="drop")  # the commit request is cut once
+    log_start = len(hub_server.hub.log)
+    hub_server.hub.fail("lfs_put", times=1, mode="drop")  # one shard upload is cut (huggingface_hub retries it)
+    hub_server.hub.fail("commit", times=1, mode="drop")  # the commit request is cut once (karma retries)
     v2 = write_karma_folder(tmp_path / "v2", tag="v2")
     proc = _push(hub_server, tmp_path, v2, repo)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "retry 1/1" in proc.stderr
+    puts = [status for method, path, status in hub_server.hub.log[log_start:] if method == "PUT"]
+    assert puts.count(0) == 1 and 200 in puts  # one upload dropped, the retry stored it
     snap = hub_server.hub.snapshot(repo)
     assert snap["n_commits"] == n_before + 1
     assert snap["files"]["main"]["score/train-00000-of-00001.parquet"] == hashlib.sha256(
