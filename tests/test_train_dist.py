@@ -25,7 +25,7 @@ def _logged(self, *a, **k):
 pathlib.Path.write_text = _logged
 if "RANK" in os.environ:
     with open(os.environ["KARMA_WRITE_LOG"], "a") as f:
-        f.write(f"{os.environ['RANK']} <hook-loaded>\n")
+        f.write(f"{os.environ['RANK']} <hook-loaded>\\n")
 '''
 
 
