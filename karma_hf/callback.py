@@ -517,9 +517,9 @@ class KarmaCallback(TrainerCallback):
                 tags.append(tag)
         card.data.tags = tags
         if self.dataset_name and not _is_local(self.dataset_name):
-            datasets = list(card.data.get("datasets") or [])
-            if self.dataset_name not in datasets:
-                card.data.datasets = datasets + [self.dataset_name]
+            datasets = card.data.get("datasets") or []
+            datasets = [datasets] if isinstance(datasets, str) else list(datasets)
+            card.data.datasets = datasets + ([] if self.dataset_name in datasets else [self.dataset_name])
         card.save(path)
 
     # ------------------------------------------------------------------ evaluation
