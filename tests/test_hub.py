@@ -267,7 +267,8 @@ def test_interrupted_push_leaves_repo_unchanged(hub_server, tmp_path, kind, mode
     hub_server.hub.seed_folder(repo, write_karma_folder(tmp_path / "v1", tag="v1"))
     before = hub_server.hub.snapshot(repo)
     hub_server.hub.fail(kind, times=times, mode=mode)
-    proc = _push(hub_server, tmp_path, write_karma_folder(tmp_path / "v2", tag="v2"), repo)
+    v2 = write_karma_folder(tmp_path / "v2", tag=f"v2-{kind}-{mode}")  # new content: uploads really happen
+    proc = _push(hub_server, tmp_path, v2, repo)
     line = _one_error_line(proc)
     assert "nothing was committed" in line
     assert hub_server.hub.snapshot(repo) == before
@@ -281,7 +282,7 @@ def test_transient_failures_are_retried_and_the_push_lands_once(hub_server, tmp_
     log_start = len(hub_server.hub.log)
     hub_server.hub.fail("lfs_put", times=1, mode="drop")  # one shard upload is cut (huggingface_hub retries it)
     hub_server.hub.fail("commit", times=1, mode="drop")  # the commit request is cut once (karma retries)
-    v2 = write_karma_folder(tmp_path / "v2", tag="v2")
+    v2 = write_karma_folder(tmp_path / "v2", tag="v2-transient")  # content new to the hub's LFS store
     proc = _push(hub_server, tmp_path, v2, repo)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "retry 1/1" in proc.stderr
