@@ -271,6 +271,7 @@ def test_interrupted_push_leaves_repo_unchanged(hub_server, tmp_path, kind, mode
     proc = _push(hub_server, tmp_path, v2, repo)
     line = _one_error_line(proc)
     assert "nothing was committed" in line
+    assert len(hub_server.hub.failures.get(kind, [])) < times  # the injected failure did fire
     assert hub_server.hub.snapshot(repo) == before
 
 
