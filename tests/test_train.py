@@ -172,3 +172,27 @@ def test_every_recipe_parses():
     kinds = {p.stem: load_config_from_file(str(p)).distributed_type.value
              for p in (REPO / "recipes" / "accelerate").glob("*.yaml")}
     assert kinds == {"ddp": "MULTI_GPU", "zero2": "DEEPSPEED", "zero3": "DEEPSPEED", "fsdp": "FSDP"}
+
+
+def test_callback_alone_with_a_plain_trl_trainer(tiny_model_dir, karma_set, tmp_path):
+    """No `karma train`: TRL's DPOTrainer built by hand, the callback passed in `callbacks`."""
+    from datasets import load_dataset
+    from trl import DPOConfig, DPOTrainer
+
+    from karma_hf.callback import KarmaCallback
+
+    ds = load_dataset(str(karma_set), data_files={"train": "sim/train-00000-of-00001.parquet"})["train"]
+    cb = KarmaCallback(str(karma_set), "sim", train_dataset=ds)
+    out = tmp_path / "plain"
+    args = DPOConfig(output_dir=str(out), max_steps=2, per_device_train_batch_size=4, bf16=False, use_cpu=True,
+                     gradient_checkpointing=False, save_strategy="steps", save_steps=2, logging_steps=1,
+                     report_to="none", disable_tqdm=True, max_length=None)
+    trainer = DPOTrainer(model=str(tiny_model_dir), args=args, train_dataset=ds, callbacks=[cb])
+    trainer.train()
+    prov = json.loads((out / "karma_provenance.json").read_text())
+    assert prov["dataset"]["config"] == "sim" and prov["stage"] == "dpo" and prov["run_config"] == {}
+    # TRL wrote its card at the checkpoint save; the callback's on_save added the section
+    assert "## KARMA provenance" in (out / "README.md").read_text()
+    stats = json.loads((out / "karma_batch_stats.json").read_text())
+    assert stats["disabled"] is None and stats["rows"] == 8
+    assert [h["karma/rows"] for h in trainer.state.log_history if "loss" in h] == [4.0, 4.0]
