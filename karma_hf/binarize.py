@@ -380,12 +380,16 @@ class _Rows:
             flat = np.flatnonzero(candidate)
             where[self.parent[flat], self.code[flat]] = flat
             member = where[todo] >= 0
-            keys, inverse = np.unique(np.packbits(member, axis=1), axis=0, return_inverse=True)
+            if k <= 52:  # the candidate set as one exact integer key (sum of distinct powers of two)
+                keys, first, inverse = np.unique(member @ (2.0 ** np.arange(k)), return_index=True,
+                                                 return_inverse=True)
+            else:
+                keys, first, inverse = np.unique(np.packbits(member, axis=1), axis=0, return_index=True,
+                                                 return_inverse=True)
             inverse = inverse.reshape(-1)
             outcome = np.zeros((len(keys), 3), dtype=np.int64)  # status, chosen code, rejected code
-            for j, key in enumerate(keys):
-                bits = np.unpackbits(key, count=k).astype(bool)
-                result = kin.select(mode, [kin.models[c] for c in np.flatnonzero(bits)])
+            for j, row in enumerate(first):
+                result = kin.select(mode, [kin.models[c] for c in np.flatnonzero(member[row])])
                 if isinstance(result, Pair):
                     outcome[j] = (_KEPT, kin.index[result.chosen], kin.index[result.rejected])
                 else:
@@ -459,8 +463,9 @@ def _test_split(prompt_ids: pa.ChunkedArray, test_size: int | float, seed: int) 
         raise KarmaError(f"--test-size {test_size} holds out {count} prompts but the source has only "
                          f"{total} distinct well-formed prompts; use a smaller --test-size")
     salt = f"karma-test-split:{seed}:".encode()
-    ranked = sorted(distinct, key=lambda p: hashlib.sha256(salt + p.encode("ascii")).digest())
-    held = pa.array(ranked[:count], type=pa.string())
+    keys = [hashlib.sha256(salt + p.encode("ascii")).digest() for p in distinct]
+    order = sorted(range(total), key=keys.__getitem__)[:count]
+    held = pa.array([distinct[i] for i in order], type=pa.string())
     return np.asarray(pc.is_in(ids, value_set=held).fill_null(False).to_numpy(zero_copy_only=False), dtype=bool)
 
 
@@ -585,8 +590,9 @@ def _write_outputs(ds: datasets.Dataset, out_dir: Path, decisions: dict[str, _De
     import pyarrow.compute as pc
 
     schema = output_schema()
+    # train_sft holds exactly the train rows with the same schema: its file is a copy of train's
     writers = {(mode, split): _SplitWriter(out_dir / mode / shard_name(split), schema)
-               for mode in decisions for split in SPLITS}
+               for mode in decisions for split in ("train", "test")}
     vocab = rows.vocab
     k = rows.n_scored_models
     s_pref = np.concatenate([kin.s_pref, np.full(len(vocab) - k, np.nan)])
@@ -649,7 +655,6 @@ def _write_outputs(ds: datasets.Dataset, out_dir: Path, decisions: dict[str, _De
                 writers[(mode, "test")].add(out.filter(pa.array(test_mask)))
                 train = out.filter(pa.array(~test_mask))
                 writers[(mode, "train")].add(train)
-                writers[(mode, "train_sft")].add(train)
             start += n
             if bar is not None:
                 bar.update(task, advance=n)
@@ -659,6 +664,12 @@ def _write_outputs(ds: datasets.Dataset, out_dir: Path, decisions: dict[str, _De
     sizes: dict[str, dict[str, dict[str, int]]] = {}
     for (mode, split), writer in writers.items():
         sizes.setdefault(mode, {})[split] = writer.close()
+    for mode in decisions:
+        train = out_dir / mode / shard_name("train")
+        if train.exists():
+            shutil.copyfile(train, out_dir / mode / shard_name("train_sft"))
+        sizes[mode]["train_sft"] = dict(sizes[mode]["train"])
+        sizes[mode] = {split: sizes[mode][split] for split in SPLITS}
     return sizes
 
 

@@ -294,18 +294,26 @@ def parse_batch(batch: pa.Table | pa.RecordBatch, rating: str = "aspects") -> pa
     completion, in source order: ``models``, ``empty`` (null/blank response) and ``rating``
     (null = not rated). Heavy text (responses, critiques) is never copied into Python.
     """
+    import pyarrow as pa
+
+    check_schema(batch.schema, rating)
+    if isinstance(batch, pa.RecordBatch):
+        return _parse_record_batch(batch, rating)
+    # record batches are zero-copy views; combine_chunks() would copy every nested buffer
+    parts = [_parse_record_batch(rb, rating) for rb in batch.to_batches() if rb.num_rows]
+    if not parts:
+        return parsed_schema().empty_table()
+    return pa.concat_tables(parts) if len(parts) > 1 else parts[0]
+
+
+def _parse_record_batch(batch: pa.RecordBatch, rating: str) -> pa.Table:
     import numpy as np
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    if isinstance(batch, pa.RecordBatch):
-        batch = pa.Table.from_batches([batch])
-    check_schema(batch.schema, rating)
     n = batch.num_rows
-    instr = batch.column("instruction").combine_chunks()
-    comps = batch.column("completions").combine_chunks()
-    if isinstance(comps, pa.ChunkedArray):  # empty batch
-        comps = pa.array([], type=batch.schema.field("completions").type)
+    instr = batch.column("instruction")
+    comps = batch.column("completions")
     comps_null = np.asarray(comps.is_null().to_numpy(zero_copy_only=False), dtype=bool)
     lengths = pc.list_value_length(comps).fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
     flat = pc.list_flatten(comps)
