@@ -68,8 +68,18 @@ def load_source(karma_source: str, **_metadata: Any):
 
 
 def load_ifeval(karma_source: str = "ifeval", **metadata: Any):
-    """``custom_dataset`` of karma_ifeval: checks punkt_tab first (fails before generating)."""
+    """``custom_dataset`` of karma_ifeval: checks punkt_tab first (fails before generating).
+
+    Also seeds ``langdetect`` (used by IFEval's language and case checkers, random unless
+    seeded), so the same responses always get the same scores.
+    """
     nltk_data.ensure_punkt_tab()
+    try:
+        from langdetect import DetectorFactory
+
+        DetectorFactory.seed = 0
+    except ImportError:  # lm-eval's IFEval checker reports the missing package itself
+        pass
     return load_source(karma_source, **metadata)
 
 
