@@ -153,6 +153,22 @@ def _stale_error(keys: Sequence[str], where: str, stage: str) -> KarmaError:
                       "for the accepted fields")
 
 
+def _check_config_keys(parser, path: Path, stage: str) -> None:
+    """Unknown keys in the YAML recipe, reported before anything else is validated."""
+    import yaml
+
+    try:
+        config = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise KarmaError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    if not isinstance(config, dict):
+        raise KarmaError(f"{path}: a recipe must be a YAML mapping of field: value")
+    known = {action.dest for action in parser._actions} | {"env"}
+    unknown = [str(k) for k in config if k not in known]
+    if unknown:
+        raise _stale_error(unknown, str(path), stage)
+
+
 def parse_args(stage: str, argv: Sequence[str]) -> ParsedArgs:
     """Parse ``karma train STAGE`` arguments (``--config recipe.yaml`` plus ``--flag value``).
 
@@ -169,6 +185,12 @@ def parse_args(stage: str, argv: Sequence[str]) -> ParsedArgs:
         if not path.is_file():
             raise KarmaError(f"config file not found: {path}")
         where = str(path)
+        _check_config_keys(parser, path, stage)
+    flags = {opt for action in parser._actions for opt in action.option_strings} | {"--config"}
+    unknown = [a.split("=", 1)[0][2:].replace("-", "_") for a in argv
+               if a.startswith("--") and a.split("=", 1)[0] not in flags]
+    if unknown:  # before the dataclasses are built, so a stale flag is reported first
+        raise _stale_error(unknown, "command line", stage)
     try:
         with warnings.catch_warnings():  # TRL's own default gradient_checkpointing=True trips this
             warnings.filterwarnings("ignore", message=".*gradient_checkpointing.*deprecated", category=FutureWarning)
@@ -178,6 +200,9 @@ def parse_args(stage: str, argv: Sequence[str]) -> ParsedArgs:
         raise
     except (ValueError, TypeError) as exc:  # YAML not a mapping, __post_init__ checks (bf16 on CPU...)
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if "support bf16" in first:
+            raise KarmaError(f"{where}: bf16 is on (TRL's default) but there is no GPU; set bf16: false "
+                             "(or use_cpu: true) to train on CPU") from None
         raise KarmaError(f"{where}: invalid training configuration: {first}") from None
     if config_rest:
         raise _stale_error(_unknown_keys(config_rest), where, stage)

@@ -125,6 +125,13 @@ def test_stale_recipe_fails_naming_the_field(tmp_path, capsys, key, value):
                      "--dataset_name", "d", "--output_dir", str(tmp_path / "o")])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and err[0].startswith("error: ") and repr(key) in err[0]
+    # reported before anything else is checked (here: bf16 left at TRL's default on a CPU box)
+    bare = tmp_path / "bare.yaml"
+    bare.write_text(f"{key}: {value}\n")
+    with pytest.raises(KarmaError, match=f"bare.yaml: unknown field '{key}'"):
+        parse_args("dpo", ["--config", str(bare)])
+    with pytest.raises(KarmaError, match=f"command line: unknown field '{key}'"):
+        parse_args("dpo", ["--" + key.replace("_", "-"), str(value)])
 
 
 def test_unknown_flag_and_bad_values_are_one_line_errors(tmp_path):
@@ -135,6 +142,11 @@ def test_unknown_flag_and_bad_values_are_one_line_errors(tmp_path):
         parse_args("dpo", [*base, "--learning_rate", "fast"])
     with pytest.raises(KarmaError, match="config file not found"):
         parse_args("dpo", ["--config", str(tmp_path / "missing.yaml")])
+    import torch
+
+    if not torch.cuda.is_available():
+        with pytest.raises(KarmaError, match="bf16 is on"):
+            parse_args("dpo", ["--model_name_or_path", "m", "--dataset_name", "d"])
     with pytest.raises(KarmaError, match="model_name_or_path is required"):
         parse_args("dpo", ["--config", str(TINY["dpo"]), "--dataset_name", "d"])
 
