@@ -18,7 +18,7 @@ Rules used everywhere in karma-hf (documented here once):
 - per-instance rating (``rating="aspects"``, default) = mean of the aspect ratings that are
   present, i.e. OpenBMB's ``fine-grained_score`` recomputed; ``None`` when no aspect is rated.
   ``rating="overall_score"`` uses the critique score (1–10) instead, ``None`` when null;
-- a row is **malformed** when its ``instruction`` is missing or not a string, its
+- a row is **malformed** when its ``instruction`` is missing, empty or not a string, its
   ``completions`` is missing or not a list, a completion has no ``model`` string, a response
   is not a string, the same model appears twice, or a rating is present but is neither
   ``"N/A"`` nor an integer 0–5 (``overall_score``: not a finite number). Malformed rows are
@@ -167,6 +167,8 @@ def parse_row(row: Mapping[str, Any], rating: str = "aspects") -> ParsedRow:
         raise MalformedRow("instruction", "is missing")
     if not isinstance(instruction, str):
         raise MalformedRow("instruction", f"is {type(instruction).__name__}, expected a string")
+    if not instruction.strip():
+        raise MalformedRow("instruction", "is empty")
     comps = row.get("completions")
     if comps is None:
         raise MalformedRow("completions", "is missing")
@@ -356,7 +358,12 @@ def _parse_record_batch(batch: pa.RecordBatch, rating: str) -> pa.Table:
         else:
             rating_values = np.full(len(flat), np.nan)
 
-    bad_row = np.asarray(instr.is_null().to_numpy(zero_copy_only=False), dtype=bool) | comps_null
+    if pa.types.is_null(instr.type):
+        bad_instr = np.ones(n, dtype=bool)
+    else:
+        blank_instr = pc.or_kleene(pc.equal(pc.binary_length(instr), 0), pc.utf8_is_space(instr))
+        bad_instr = np.asarray(blank_instr.fill_null(True).to_numpy(zero_copy_only=False), dtype=bool)
+    bad_row = bad_instr | comps_null
     if len(parent):
         np.logical_or.at(bad_row, parent, bad_comp)
         # duplicate model names within a row

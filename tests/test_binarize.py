@@ -106,6 +106,8 @@ def test_parse_row_reference():
         parse_row(RAW[9])
     with pytest.raises(MalformedRow, match="^instruction is missing"):
         parse_row(RAW[10])
+    with pytest.raises(MalformedRow, match="^instruction is empty"):
+        parse_row({**RAW[0], "instruction": " \n"})
     with pytest.raises(MalformedRow, match=r"completions\[2\]\.model is missing"):
         parse_row(RAW[11])
     dup = json.loads(json.dumps(RAW[14]))
@@ -116,8 +118,13 @@ def test_parse_row_reference():
 
 @pytest.mark.parametrize("rating", ["aspects", "overall_score"])
 def test_vectorised_parse_matches_reference(cache, rating):
+    import datasets
+
     ds = load_source(FIXTURE, cache_dir=cache)
+    blank = {**ds[0], "instruction": "   "}  # an empty instruction is malformed too
+    ds = datasets.concatenate_datasets([ds, datasets.Dataset.from_list([blank], features=ds.features)])
     parsed = parse_batch(ds.data.table, rating).to_pylist()
+    assert parsed[-1]["malformed"] == "instruction is empty"
     for i, (got, raw) in enumerate(zip(parsed, ds)):
         try:
             ref = parse_row(raw, rating)
@@ -303,11 +310,12 @@ def test_byte_identical_rebuilds(tmp_path, built, cache):
     again = build(FIXTURE, test_size=3, output=tmp_path / "again", cache_dir=cache, ignore_unknown_models=True,
                   batch_size=4, num_proc=2)
     assert _digests(again.output) == first
-    # the same rows from parquet and from a save_to_disk folder
+    # the same rows from parquet, a save_to_disk folder and its .arrow file
     ds = load_source(FIXTURE, cache_dir=cache)
     ds.to_parquet(str(tmp_path / "uf.parquet"))
     ds.save_to_disk(str(tmp_path / "uf_disk"))
-    for src in (tmp_path / "uf.parquet", tmp_path / "uf_disk"):
+    arrow_file = next((tmp_path / "uf_disk").glob("data-*.arrow"))
+    for src in (tmp_path / "uf.parquet", tmp_path / "uf_disk", arrow_file):
         other = build(src, test_size=3, output=tmp_path / f"from-{src.name}", cache_dir=cache,
                       ignore_unknown_models=True)
         parquet = {k: v for k, v in _digests(other.output).items() if k.endswith(".parquet")}
