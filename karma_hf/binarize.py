@@ -230,7 +230,7 @@ def build(source: str | Path | datasets.Dataset = DEFAULT_SOURCE, *,
                  for mode in modes}
 
     out_dir, tmp = _prepare_output(output, overwrite)
-    report = _report(source_id=source_id, revision=revision, split=split, rows=rows,
+    report = _report(source_id=_public_name(source_id), revision=revision, split=split, rows=rows,
                      parsed=parsed_table, decisions=decisions, is_test=is_test, kin=kin, table=table,
                      tau=tau, seed=seed, test_size=test_size, rating=rating,
                      ignore_unknown_models=ignore_unknown_models, unknown=unknown, command=command)
@@ -470,6 +470,16 @@ def _test_split(prompt_ids: pa.ChunkedArray, test_size: int | float, seed: int) 
 
 
 # ------------------------------------------------------------------------------ report
+def _public_name(source_id: str) -> str:
+    """What the card and report call a source: a Hub id or preset as is, a local path by its name only.
+
+    Absolute local paths would leak the builder's file system into a published card and point
+    nowhere on the Hub.
+    """
+    path = Path(source_id).expanduser()
+    return path.name if (path.is_absolute() or path.exists()) and source_id not in ("", ".") else source_id
+
+
 def _report(*, source_id: str, revision: str | None, split: str, rows: _Rows, parsed: pa.Table,
             decisions: dict[str, _Decision], is_test: np.ndarray, kin: Kinship, table: ScoreTable,
             tau: float, seed: int, test_size: int | float, rating: str,
@@ -511,7 +521,7 @@ def _report(*, source_id: str, revision: str | None, split: str, rows: _Rows, pa
         "malformed_examples": [{"row": int(i), "reason": rows.malformed_reason(parsed, int(i))}
                                for i in malformed_rows[:20]],
         "drop_reasons": DROP_REASON_HELP,
-        "scores": {"source": table.source, "models": list(table.models), "benchmarks": list(table.benchmarks),
+        "scores": {"source": ", ".join(_public_name(p) for p in table.source.split(", ")), "models": list(table.models), "benchmarks": list(table.benchmarks),
                    "known_unscored": list(table.known_unscored)},
         "kinship": kin.to_dict(),
         "modes": modes,
