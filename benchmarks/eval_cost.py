@@ -45,7 +45,15 @@ def _hardware(device: str) -> str:
 
     if device.startswith("cuda") and torch.cuda.is_available():
         return f"{torch.cuda.get_device_name(0)} (torch {torch.__version__})"
-    return f"CPU: {platform.processor() or platform.machine()}, {os.cpu_count()} cores (torch {torch.__version__})"
+    name = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                name = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"CPU: {name}, {os.cpu_count()} cores (torch {torch.__version__})"
 
 
 def _build_model(size: str, arch: str, out: Path) -> Path:
@@ -181,8 +189,8 @@ def main() -> None:
                       f"{r['items_per_s']:.2f}", f"{r['tokens_per_s']:.0f}", f"{r['reference_tokens_per_s']:.0f}",
                       f"{r['ratio_vs_reference']:.2f}")
     console.print(table)
-    items = len(tasks) * args.limit
-    console.print(f"end to end (`karma eval`, {len(tasks)} tasks x {args.limit} items, incl. task indexing "
+    items = sum(r["items"] for r in rows)
+    console.print(f"end to end (`karma eval`, {len(tasks)} tasks, {items} items, incl. task indexing "
                   f"and model load): {end_to_end:.1f} s; batch size chosen by auto: {batch}")
     report = {"size": args.size, "arch": args.arch, "parameters": n_params, "hardware": hardware,
               "device": args.device, "limit": args.limit, "repeats": args.repeats, "batch_size": batch,

@@ -517,6 +517,7 @@ def data_group() -> None:
               help="Folder to write; then export KARMA_DATA_DIR=<this folder>.")
 @click.option("--source", "sources", multiple=True,
               type=click.Choice(["ifeval", "mmlu", "mmlu_pro", "arc_easy", "arc_challenge", "hellaswag"]),
+              # = karma_hf.data_download.SOURCES (kept literal so the CLI imports nothing extra)
               help="Only these sources (repeatable; default all six).")
 @click.option("--revision", default=None, help="Hub revision of every source.")
 def data_download_cmd(out: Path, sources: tuple[str, ...], revision: str | None) -> None:

@@ -75,6 +75,7 @@ def split_tasks(tasks: str | Sequence[str]) -> list[str]:
 def _resolve_tasks(names: list[str], index: KarmaTaskIndex) -> list[str]:
     """The karma leaf tasks selected; KarmaError for a name neither karma nor lm-eval knows."""
     leaves: list[str] = []
+    selected: list[str] = []
     foreign: list[str] = []
     for name in names:
         if name.startswith("karma") and not fnmatch.filter(index.names, name):
@@ -84,9 +85,15 @@ def _resolve_tasks(names: list[str], index: KarmaTaskIndex) -> list[str]:
             continue
         matched = fnmatch.filter(index.names, name)
         if matched:
+            selected += matched
             leaves += [leaf for m in matched for leaf in index.leaves(m)]
         else:
             foreign.append(name)
+    for group in (n for n in selected if n in index.groups):
+        overlap = sorted(set(index.leaves(group)) & set(selected) | set(index.groups.get(group, [])) & set(selected))
+        if overlap:  # lm-eval would stop with "Duplicate task"
+            raise KarmaError(f"--tasks selects the group {group!r} and its member {overlap[0]!r}; "
+                             "use 'karma_*' for the six tasks, or group names alone")
     if foreign:
         _check_lm_eval_tasks(foreign, index)
     return sorted(set(leaves))

@@ -124,6 +124,8 @@ def test_eval_errors_are_one_clear_line(tiny_model_dir: Path, tmp_path: Path, mo
     ok = f"pretrained={tiny_model_dir}"
     code, err = _karma(["eval", "--model_args", ok, "--tasks", "karma_mmlu"], capsys)
     assert code == 2 and err.startswith("error: unknown task 'karma_mmlu'") and "karma_mmlu_stem" in err
+    code, err = _karma(["eval", "--model_args", ok, "--tasks", "karma*"], capsys)  # lm-eval: "Duplicate task"
+    assert code == 2 and "selects the group 'karma' and its member" in err
     code, err = _karma(["eval", "--model_args", f"pretrained={tmp_path / 'no-such-model'}"], capsys)
     assert code == 2 and err == f"error: model path does not exist: {tmp_path / 'no-such-model'}\n"
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
@@ -158,3 +160,25 @@ def test_evaluate_model_rejects_a_json_output_path(tmp_path: Path) -> None:
 
     with pytest.raises(KarmaError, match="must be a folder"):
         evaluate_model(str(tmp_path), output_path=tmp_path / "r.json")
+
+
+def test_models_file_and_model_checks(tmp_path: Path, monkeypatch) -> None:
+    from karma_hf.evaluate import check_model, read_models_file
+
+    f = tmp_path / "models.txt"
+    f.write_text("# origin models\n/models/a   # local\n\npretrained=org/b,dtype=bfloat16\n")
+    assert read_models_file(f) == ["pretrained=/models/a", "pretrained=org/b,dtype=bfloat16"]
+    f.write_text("# nothing\n")
+    with pytest.raises(KarmaError, match="lists no model"):
+        read_models_file(f)
+    with pytest.raises(KarmaError, match="models file not found"):
+        read_models_file(tmp_path / "missing.txt")
+    assert check_model(f"pretrained={tmp_path},dtype=float32") == str(tmp_path)
+    with pytest.raises(KarmaError, match="is a file"):
+        check_model(f"pretrained={f}")
+    with pytest.raises(KarmaError, match="has no pretrained="):
+        check_model("dtype=float32")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    for hub_id in ("karma-test-org/absent-model", "absent-legacy-model"):
+        with pytest.raises(KarmaError, match="neither a local folder nor in the Hub cache"):
+            check_model(f"pretrained={hub_id}")
