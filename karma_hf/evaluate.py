@@ -78,11 +78,11 @@ def _resolve_tasks(names: list[str], index: KarmaTaskIndex) -> list[str]:
     selected: list[str] = []
     foreign: list[str] = []
     for name in names:
-        if name.startswith("karma") and not fnmatch.filter(index.names, name):
-            raise KarmaError(f"unknown task {name!r}; karma tasks and groups: {', '.join(index.names)}")
         if name.endswith(".yaml"):
             foreign.append(name)
             continue
+        if name.startswith("karma") and not fnmatch.filter(index.names, name):
+            raise KarmaError(f"unknown task {name!r}; karma tasks and groups: {', '.join(index.names)}")
         matched = fnmatch.filter(index.names, name)
         if matched:
             selected += matched
@@ -90,7 +90,8 @@ def _resolve_tasks(names: list[str], index: KarmaTaskIndex) -> list[str]:
         else:
             foreign.append(name)
     for group in (n for n in selected if n in index.groups):
-        overlap = sorted(set(index.leaves(group)) & set(selected) | set(index.groups.get(group, [])) & set(selected))
+        members = set(index.leaves(group)) | set(index.groups[group])
+        overlap = sorted(members & set(selected))
         if overlap:  # lm-eval would stop with "Duplicate task"
             raise KarmaError(f"--tasks selects the group {group!r} and its member {overlap[0]!r}; "
                              "use 'karma_*' for the six tasks, or group names alone")
