@@ -191,3 +191,21 @@ def test_prompts_and_generation_settings(scripted_run) -> None:
     assert "[" not in henna and "(C) Paint your nails" in henna
     ifeval = [(p, k) for p, k in lm.requests if "Options:" not in p]
     assert len(ifeval) == 5 and all(k["max_gen_toks"] == 1280 for _, k in ifeval)
+
+
+def test_num_fewshot_uses_the_dev_split_and_shows_the_answer_form(monkeypatch) -> None:
+    import lm_eval
+    from lm_eval.tasks import TaskManager
+
+    monkeypatch.setenv("KARMA_DATA_DIR", str(FIXTURES))
+    lm = _scripted_lm()
+    out = lm_eval.simple_evaluate(model=lm, tasks=["karma_mmlu_stem", "karma_arc_challenge"], num_fewshot=2,
+                                  limit=1, task_manager=TaskManager(include_path=[str(tasks_dir())],
+                                                                    include_defaults=False))
+    assert out["n-shot"] == {"karma_mmlu_stem": 2, "karma_arc_challenge": 2}
+    mmlu = next(p for p, _ in lm.requests if "field extension" in p)
+    dev = [r["question"] for r in _rows("cais__mmlu/all/dev.jsonl")][:2]
+    assert mmlu.index(dev[0]) < mmlu.index(dev[1]) < mmlu.index("field extension")
+    assert mmlu.count("Answer: The answer is (") == 2 and mmlu.rstrip().endswith("Answer:")
+    arc = next(p for p, _ in lm.requests if "meteorite impact" in p)
+    assert "rubbing them" in arc and "Answer: The answer is (A)." in arc and "Answer: The answer is (B)." in arc
