@@ -337,6 +337,24 @@ def build_trainer(args: ParsedArgs, *, callbacks: Sequence[Any] = ()):
     return trainer, cb
 
 
+def _release(trainer: Any) -> None:
+    """Free the DDP/DeepSpeed wrappers while every rank is alive, then end the process group.
+
+    Tearing the group down first (or letting one rank exit while another still holds a DDP
+    reducer) can hang gloo's destructor; this order lets every rank leave cleanly.
+    """
+    import gc
+
+    accelerator = trainer.accelerator
+    accelerator.wait_for_everyone()
+    trainer.model_wrapped = trainer.model
+    accelerator.free_memory()
+    gc.collect()
+    accelerator.wait_for_everyone()
+    if hasattr(trainer, "end"):
+        trainer.end()
+
+
 def _resume_target(value: str | None) -> str | bool | None:
     if value is None:
         return None
@@ -373,15 +391,17 @@ def train(stage: str, argv: Sequence[str] = (), *, args: ParsedArgs | None = Non
     trainer.create_model_card(model_name=out.name, dataset_name=hub_name)
     if training.push_to_hub:
         trainer.push_to_hub(dataset_name=hub_name)
-    files = cb.finalize(out, is_main_process=main)
+    hub_model_id = trainer.hub_model_id
+    result = TrainResult(out, trainer.state.global_step, dict(output.metrics),
+                         list(trainer.state.log_history), [], seconds)
+    _release(trainer)
+    # The karma evaluation runs after the process group is gone: a long lm-eval on the main
+    # process never holds the other ranks in a collective (NCCL/gloo timeouts).
+    result.eval_files = cb.finalize(out, is_main_process=main)
     if training.push_to_hub and main:
         from huggingface_hub import upload_file
 
         upload_file(path_or_fileobj=str(out / "README.md"), path_in_repo="README.md",
-                    repo_id=trainer.hub_model_id, token=training.hub_token,
+                    repo_id=hub_model_id, token=training.hub_token,
                     commit_message="karma-hf: model card provenance section")
-    result = TrainResult(out, trainer.state.global_step, dict(output.metrics),
-                         list(trainer.state.log_history), files, seconds)
-    if hasattr(trainer, "end"):
-        trainer.end()
     return result

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -51,8 +52,16 @@ def test_torchrun_two_processes_one_writer(tiny_model_dir, tmp_path):
            "--model_name_or_path", str(tiny_model_dir), "--dataset_name", str(data), "--dataset_config", "sim",
            "--output_dir", str(out), "--max_steps", "3", "--per_device_train_batch_size", "2", "--logging_steps", "1",
            *eval_args]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300, cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    # own process group, so a hung rank is killed with the launcher instead of outliving the test
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            cwd=tmp_path, start_new_session=True)
+    try:
+        stdout, stderr = proc.communicate(timeout=180)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        stdout, stderr = proc.communicate()
+        pytest.fail(f"torchrun job hung; stderr tail: {stderr[-2000:]}")
+    assert proc.returncode == 0, stderr[-3000:]
 
     prov = json.loads((out / "karma_provenance.json").read_text())
     assert prov["world_size"] == 2 and prov["dataset"]["config"] == "sim"
@@ -63,6 +72,6 @@ def test_torchrun_two_processes_one_writer(tiny_model_dir, tmp_path):
     assert {rank for rank, name in writes if name == "<hook-loaded>"} == {"0", "1"}
     assert {rank for rank, _ in karma_writes} == {"0"}  # rank 1 never writes
     assert {name for _, name in karma_writes} == {"karma_batch_stats.json", "karma_provenance.json"}
-    assert proc.stdout.count("karma train dpo") == 1  # the summary is printed by rank 0 only
+    assert stdout.count("karma train dpo") == 1  # the summary is printed by rank 0 only
     if eval_args:
         assert len(list((out / "karma_eval").glob("*/results_*.json"))) == 1
