@@ -176,6 +176,9 @@ def parse_args(stage: str, argv: Sequence[str]) -> ParsedArgs:
     """
     parser = make_parser(stage)
     argv = list(argv)
+    if not argv:
+        raise KarmaError(f"karma train {stage}: give --config RECIPE.yaml and/or --model_name_or_path, "
+                         "--dataset_name, --dataset_config, --output_dir (see --help)")
     where = "command line"
     if "--config" in argv:
         i = argv.index("--config")
