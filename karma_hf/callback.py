@@ -113,18 +113,23 @@ def _is_local(name: str) -> bool:
 
 
 def _config_files(card_meta: Mapping[str, Any], config: str | None) -> dict[str, list[str]]:
-    """Split -> data files of one config declared in a dataset card's YAML ``configs``."""
+    """Split -> data files of one config declared in a dataset card's YAML ``configs``.
+
+    Accepts the forms the Hub accepts: a path or list of paths (all ``train``), a list of
+    ``{split, path}`` entries, or a ``{split: path(s)}`` mapping.
+    """
+    def as_list(paths: Any) -> list[str]:
+        return [paths] if isinstance(paths, str) else [str(p) for p in paths or []]
+
     for cfg in card_meta.get("configs") or []:
-        if isinstance(cfg, Mapping) and cfg.get("config_name") == config:
-            files = cfg.get("data_files") or []
-            if isinstance(files, (str, list)) and all(isinstance(f, str) for f in
-                                                       ([files] if isinstance(files, str) else files)):
-                return {"train": [files] if isinstance(files, str) else list(files)}
-            out: dict[str, list[str]] = {}
-            for entry in files:
-                paths = entry.get("path")
-                out[entry.get("split", "train")] = [paths] if isinstance(paths, str) else list(paths)
-            return out
+        if not (isinstance(cfg, Mapping) and cfg.get("config_name") == config):
+            continue
+        files = cfg.get("data_files") or []
+        if isinstance(files, Mapping):
+            return {str(split): as_list(paths) for split, paths in files.items()}
+        if isinstance(files, str) or all(isinstance(f, str) for f in files):
+            return {"train": as_list(files)}
+        return {str(e.get("split", "train")): as_list(e.get("path")) for e in files if isinstance(e, Mapping)}
     return {}
 
 

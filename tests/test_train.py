@@ -208,3 +208,18 @@ def test_callback_alone_with_a_plain_trl_trainer(tiny_model_dir, karma_set, tmp_
     stats = json.loads((out / "karma_batch_stats.json").read_text())
     assert stats["disabled"] is None and stats["rows"] == 8
     assert [h["karma/rows"] for h in trainer.state.log_history if "loss" in h] == [4.0, 4.0]
+
+
+@pytest.mark.parametrize("data_files,expected", [
+    ("m/x.parquet", {"train": ["m/x.parquet"]}),
+    ({"train": "m/a.parquet", "test": ["m/b.parquet"]}, {"train": ["m/a.parquet"], "test": ["m/b.parquet"]}),
+    ([{"split": "train", "path": "m/train-*.parquet"}, {"split": "test", "path": ["m/t.parquet"]}],
+     {"train": ["m/train-*.parquet"], "test": ["m/t.parquet"]}),
+])
+def test_card_data_files_in_every_hub_form(data_files, expected):
+    from karma_hf.callback import _config_files
+
+    meta = {"configs": [{"config_name": "other", "data_files": "o.parquet"},
+                        {"config_name": "m", "data_files": data_files}]}
+    assert _config_files(meta, "m") == expected
+    assert _config_files(meta, "missing") == {}
