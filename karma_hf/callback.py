@@ -218,6 +218,7 @@ def dataset_provenance(name: str, config: str | None, revision: str | None = Non
         "tau": tau,
         "score_table": scores,
         "s_pref": _s_pref(kinship),
+        "normalized_scores": _normalized(kinship),
         "build": build or None,
         "build_report_mode": mode_report,
         "card_tags": meta.get("tags"),
@@ -572,9 +573,22 @@ def _score_markdown(table: Mapping[str, Any]) -> str:
 
 def _s_pref(kinship: Mapping[str, Any] | None) -> dict[str, float] | None:
     """``{model: S_pref}`` from a ``Kinship.to_dict()`` (the builder's report), if present."""
-    if not kinship or not isinstance(kinship.get("models"), list) or not isinstance(kinship.get("s_pref"), list):
+    if not kinship:
         return None
-    return {str(m): float(v) for m, v in zip(kinship["models"], kinship["s_pref"])}
+    values, models = kinship.get("s_pref"), kinship.get("models")
+    if isinstance(values, Mapping):
+        return {str(m): float(v) for m, v in values.items()}
+    if isinstance(values, list) and isinstance(models, list) and len(values) == len(models):
+        return {str(m): float(v) for m, v in zip(models, values)}
+    return None
+
+
+def _normalized(kinship: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """Min-max normalised scores per model (what S_pref and the cosines were computed from)."""
+    if not kinship or not isinstance(kinship.get("normalized"), Mapping):
+        return None
+    return {"benchmarks": list(kinship.get("benchmarks") or []),
+            "scores": {str(m): list(v) for m, v in kinship["normalized"].items()}}
 
 
 def _in_distributed_job() -> bool:

@@ -223,3 +223,25 @@ def test_card_data_files_in_every_hub_form(data_files, expected):
                         {"config_name": "m", "data_files": data_files}]}
     assert _config_files(meta, "m") == expected
     assert _config_files(meta, "missing") == {}
+
+
+def test_train_dpo_on_a_set_written_by_the_real_builder(tiny_model_dir, tmp_path):
+    """The builder's own output (karma_hf.binarize.build on the UltraFeedback fixture) trains as is."""
+    from karma_hf.binarize import build
+
+    data = tmp_path / "built"
+    build(REPO / "tests/fixtures/ultrafeedback_mini.jsonl", scores="ultrafeedback-paper", test_size=3,
+          output=data, cache_dir=tmp_path / "cache", ignore_unknown_models=True)
+    out = tmp_path / "run"
+    result = train("dpo", _argv("dpo", tiny_model_dir, data, out, "--dataset_config", "sim",
+                                "--max_steps", 2, "--per_device_train_batch_size", 2)[2:])
+    assert result.global_step == 2
+    ds = json.loads((out / "karma_provenance.json").read_text())["dataset"]
+    assert ds["config"] == "sim" and ds["tau"] == pytest.approx(0.1)
+    assert ds["s_pref"]["gpt-4"] == pytest.approx(0.99, abs=0.005)  # paper Table 3
+    assert ds["score_table"]["source"] == "preset:ultrafeedback-paper"
+    assert ds["build_report_mode"]["kept"] > 0 and ds["build"]["seed"] == 42
+    card = (out / "README.md").read_text()
+    assert "| gpt-4 | 0.9899 |" in card and "`sim`" in card
+    stats = json.loads((out / "karma_batch_stats.json").read_text())
+    assert stats["rows"] == 4 and stats["disabled"] is None
