@@ -22,3 +22,19 @@ def hub_cards_dir() -> Path:
 
 def presets_dir() -> Path:
     return _package_dir("karma_hf.presets")
+
+
+def recipes_dir() -> Path:
+    """The installed training recipes (``recipes/<model>/{sft,dpo}.yaml``, ``recipes/accelerate/``)."""
+    return _package_dir("karma_hf.recipes")
+
+
+def resolve_recipe(path: str | Path) -> Path:
+    """``path`` if it exists, else the shipped recipe of that name (``recipes/tiny/dpo.yaml`` or
+    ``tiny/dpo.yaml`` both work from any directory with a non-editable install)."""
+    p = Path(path).expanduser()
+    if p.exists():
+        return p
+    parts = p.parts[1:] if p.parts and p.parts[0] == "recipes" else p.parts
+    shipped = recipes_dir().joinpath(*parts) if parts else recipes_dir()
+    return shipped if shipped.is_file() else p

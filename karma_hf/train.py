@@ -184,7 +184,10 @@ def parse_args(stage: str, argv: Sequence[str]) -> ParsedArgs:
         i = argv.index("--config")
         if i + 1 >= len(argv):
             raise KarmaError("--config needs a YAML file")
-        path = Path(argv[i + 1]).expanduser()
+        from karma_hf.resources import resolve_recipe
+
+        path = resolve_recipe(argv[i + 1])
+        argv[i + 1] = str(path)
         if not path.is_file():
             raise KarmaError(f"config file not found: {path}")
         where = str(path)

@@ -35,7 +35,7 @@ def test_wheel_install_has_tasks_and_groups(tmp_path: Path) -> None:
     src.mkdir()
     for name in ("setup.cfg", "pyproject.toml", "README.md"):
         shutil.copy(REPO / name, src / name)
-    for name in ("karma_hf", "tasks", "hub_cards"):
+    for name in ("karma_hf", "tasks", "hub_cards", "recipes"):
         shutil.copytree(REPO / name, src / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     wheels = tmp_path / "wheels"
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
