@@ -155,6 +155,8 @@ def _check_card(root: Path, shards: list[str]) -> tuple[str, ...]:
     """The card's YAML ``configs`` must cover every mode folder and point only at shards present."""
     from huggingface_hub import metadata_load
 
+    from karma_hf.karma_set import config_files
+
     try:
         meta = metadata_load(root / CARD) or {}
     except Exception as exc:  # yaml.YAMLError and friends
@@ -169,12 +171,8 @@ def _check_card(root: Path, shards: list[str]) -> tuple[str, ...]:
         if not name:
             raise KarmaError(f"{root / CARD}: a `configs` entry has no config_name")
         declared.append(name)
-        data_files = config.get("data_files") or []
-        if isinstance(data_files, (str, dict)):
-            data_files = [data_files]
-        for item in data_files:
-            paths = item.get("path") if isinstance(item, dict) else item
-            for pattern in [paths] if isinstance(paths, str) else (paths or []):
+        for patterns in config_files(meta, name).values():
+            for pattern in patterns:
                 if not any(_glob_match(pattern, s) for s in present):
                     raise KarmaError(f"{root / CARD}: config {name!r} points at {pattern}, which is not in the folder")
     modes = sorted({s.split("/", 1)[0] for s in shards})

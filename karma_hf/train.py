@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import time
 import warnings
 from collections.abc import Mapping, Sequence
@@ -232,7 +231,7 @@ def load_karma_splits(name: str, config: str | None, splits: Sequence[str], *,
     """
     from datasets import DatasetDict, load_dataset
 
-    from karma_hf.callback import _config_files, read_dataset_files
+    from karma_hf.karma_set import config_files, read_dataset_files
 
     info = read_dataset_files(name, revision)
     meta = info["card_metadata"]
@@ -246,7 +245,7 @@ def load_karma_splits(name: str, config: str | None, splits: Sequence[str], *,
         if config not in declared:
             raise KarmaError(f"dataset {name} has no config {config!r}; available: "
                              f"{', '.join(map(str, declared))}")
-        files = _config_files(meta, config)
+        files = config_files(meta, config)
         missing = [s for s in splits if s not in files]
         if missing:
             raise KarmaError(f"dataset {name} config {config!r} has no split {missing[0]!r}; "

@@ -217,7 +217,7 @@ def test_callback_alone_with_a_plain_trl_trainer(tiny_model_dir, karma_set, tmp_
      {"train": ["m/train-*.parquet"], "test": ["m/t.parquet"]}),
 ])
 def test_card_data_files_in_every_hub_form(data_files, expected):
-    from karma_hf.callback import _config_files
+    from karma_hf.karma_set import config_files as _config_files
 
     meta = {"configs": [{"config_name": "other", "data_files": "o.parquet"},
                         {"config_name": "m", "data_files": data_files}]}
