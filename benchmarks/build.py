@@ -5,7 +5,7 @@ completions, responses of 1-2 KB, full nested annotations with string ratings in
 critiques), saves it with ``save_to_disk`` (the Arrow format datasets works on), then measures,
 each in a fresh subprocess (so peak RSS is per job), on the same file:
 
-  (a) build      karma_hf.binarize.build(..., modes=[MODE]) -> parquet + card + report
+  (a) build      karma_hf.pairs.builder.build(..., modes=[MODE]) -> parquet + card + report
   (b) reference  the usual per-row way: ``datasets.map`` with a Python function per row
                  (chosen = max overall_score, rejected = a random other completion, as
                  HuggingFaceH4/ultrafeedback_binarized did), then train/test split and to_parquet
@@ -139,9 +139,9 @@ def job_build(src: str, out: str, mode: str, queue) -> None:
     import datasets  # noqa: F401  imports are not part of the timed work (as in the other jobs)
     import huggingface_hub  # noqa: F401
 
-    import karma_hf.cards  # noqa: F401
+    import karma_hf.cards.dataset  # noqa: F401
     import karma_hf.scores  # noqa: F401
-    from karma_hf.binarize import build
+    from karma_hf.pairs.builder import build
 
     t0 = time.perf_counter()
     result = build(src, modes=[mode], output=out, test_size=2000, seed=42)
@@ -193,7 +193,7 @@ def job_floor(src: str, out: str, mode: str, queue) -> None:
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
-    from karma_hf.binarize import output_schema
+    from karma_hf.layout import output_schema
 
     schema = output_schema()
     t0 = time.perf_counter()

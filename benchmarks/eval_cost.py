@@ -10,7 +10,7 @@ tests/tiny_model.py (locally trained tokenizer, random weights):
 
 Three measurements, in one process, on the same model and items:
 
-  1. end to end: ``karma_hf.evaluate.evaluate_model`` (what `karma eval` runs: lm-eval's own
+  1. end to end: ``karma_hf.evaluation.run.evaluate_model`` (what `karma eval` runs: lm-eval's own
      `run` command, task indexing, model load, all six tasks) with ``--batch_size auto``,
   2. per task: lm-eval's ``simple_evaluate`` on an already loaded ``HFLM`` (the batch size
      ``auto`` picks), timed per task (best of --repeats) -> items/s, generated tokens/item
@@ -155,7 +155,7 @@ def main() -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from karma_hf.evaluate import evaluate_model
+    from karma_hf.evaluation.run import evaluate_model
 
     torch.manual_seed(0)
     console = Console(width=150)

@@ -35,17 +35,13 @@ from pathlib import Path
 from typing import TypeVar
 
 from karma_hf.errors import KarmaError
+from karma_hf.karma_set import card_metadata, config_files
+from karma_hf.layout import CARD_FILE, REPORT_FILE, SHARD_RE, SPLITS, TRL_COLUMNS
 
 logger = logging.getLogger(__name__)
 
-MODES = ("score", "sim", "score_sim", "rlaif")
-SPLITS = ("train", "test", "train_sft")
-CARD = "README.md"
-REPORT = "build_report.json"
-#: Columns a split must have for TRL: conversational preference pairs, or messages for SFT.
-REQUIRED_COLUMNS = {"train": ("prompt", "chosen", "rejected"), "test": ("prompt", "chosen", "rejected"),
-                    "train_sft": ("messages",)}
-_SHARD_RE = re.compile(r"(?P<split>[a-z_]+)-(?P<i>\d{5})-of-(?P<n>\d{5})\.parquet")
+CARD = CARD_FILE
+REPORT = REPORT_FILE
 _REPO_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*")
 _TRANSIENT_STATUS = (408, 429, 500, 502, 503, 504)
 _NETWORK_ERROR_NAMES = {  # httpx / httpx2 / requests / urllib3 exception class names
@@ -104,16 +100,17 @@ def scan_folder(folder: str | os.PathLike) -> FolderPlan:
     except (ValueError, UnicodeDecodeError) as exc:
         raise KarmaError(f"{root / REPORT}: not valid JSON ({exc})") from None
 
+    declared = _declared_configs(root)
     shards: list[str] = []
     skipped: list[str] = []
     schemas: dict[str, tuple[str, tuple[str, ...]]] = {}  # mode -> (first shard, its columns)
     for entry in sorted(root.iterdir()):
         if entry.name in (CARD, REPORT):
             continue
-        if entry.is_dir() and entry.name in MODES:
+        if entry.is_dir() and (entry.name in declared or any(entry.glob("*.parquet"))):
             for shard in sorted(entry.iterdir()):
                 rel = f"{entry.name}/{shard.name}"
-                m = _SHARD_RE.fullmatch(shard.name)
+                m = SHARD_RE.fullmatch(shard.name)
                 if not shard.is_file() or m is None or m.group("split") not in SPLITS:
                     raise KarmaError(f"{root / rel}: unexpected entry in a mode folder (expected "
                                      f"<split>-NNNNN-of-NNNNN.parquet with split in {', '.join(SPLITS)})")
@@ -127,8 +124,7 @@ def scan_folder(folder: str | os.PathLike) -> FolderPlan:
         else:
             skipped.append(entry.name + ("/" if entry.is_dir() else ""))
     if not shards:
-        raise KarmaError(f"{root}: no <mode>/<split>-*.parquet shards (modes: {', '.join(MODES)}); "
-                         "not a karma dataset folder")
+        raise KarmaError(f"{root}: no <mode>/<split>-*.parquet shards; not a karma dataset folder")
     configs = _check_card(root, shards)
     return FolderPlan(root, tuple([CARD, REPORT, *shards]), configs, tuple(skipped))
 
@@ -145,22 +141,27 @@ def _check_shard(path: Path, split: str) -> tuple[str, ...]:
     if meta.num_rows == 0:
         raise KarmaError(f"{path}: has no rows; load_dataset cannot read an empty split (leave it out of the "
                          "folder and the card's configs)")
-    missing = [c for c in REQUIRED_COLUMNS[split] if c not in names]
+    missing = [c for c in TRL_COLUMNS[split] if c not in names]
     if missing:
         raise KarmaError(f"{path}: missing column(s) {', '.join(missing)} needed for the {split} split")
     return names
 
 
+def _card_meta(root: Path) -> dict:
+    text = (root / CARD).read_text(encoding="utf-8")
+    meta = card_metadata(text)
+    if not meta and text.startswith("---"):
+        raise KarmaError(f"{root / CARD}: invalid YAML metadata")
+    return meta
+
+
+def _declared_configs(root: Path) -> set[str]:
+    return {str(c.get("config_name")) for c in _card_meta(root).get("configs") or [] if isinstance(c, dict)}
+
+
 def _check_card(root: Path, shards: list[str]) -> tuple[str, ...]:
     """The card's YAML ``configs`` must cover every mode folder and point only at shards present."""
-    from huggingface_hub import metadata_load
-
-    from karma_hf.karma_set import config_files
-
-    try:
-        meta = metadata_load(root / CARD) or {}
-    except Exception as exc:  # yaml.YAMLError and friends
-        raise KarmaError(f"{root / CARD}: invalid YAML metadata ({type(exc).__name__})") from None
+    meta = _card_meta(root)
     configs = meta.get("configs")
     if not isinstance(configs, list) or not configs:
         raise KarmaError(f"{root / CARD}: YAML metadata has no `configs` list (one config per mode)")

@@ -1,8 +1,14 @@
-"""Reading a KARMA set, local folder or Hub dataset repo: its card, build report and data files.
+"""The one reader of a KARMA set, local folder or Hub dataset repo: :class:`KarmaSet`.
 
-Shared by ``karma train`` (which loads only the data files the card declares for a mode) and
-:class:`karma_hf.callback.KarmaCallback` (which records the set's provenance). Only the standard
-library, PyYAML and (for Hub sets) huggingface_hub are imported, never transformers.
+A set is what :mod:`karma_hf.layout` describes: a card (``README.md``) whose YAML ``configs``
+declare one config per mode with its data files per split, a ``build_report.json``, and the
+parquet shards. ``karma train`` loads the files the card declares for one mode, ``karma report``
+reads the pair columns of several, ``karma push`` checks a folder against its card, and the
+training callback records the set's provenance, all through this module. A local folder without
+a card (a hand-made set) is read by the layout alone: ``<mode>/<split>-*.parquet``.
+
+Only the standard library, PyYAML, pyarrow and (for Hub sets) huggingface_hub / datasets are
+imported, never transformers.
 """
 
 from __future__ import annotations
@@ -12,10 +18,18 @@ import json
 from collections import deque
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from karma_hf.errors import KarmaError
+from karma_hf.layout import CARD_FILE, PAIR_SPLITS, REPORT_FILE, SHARD_RE, order_modes
+
+if TYPE_CHECKING:  # pragma: no cover
+    import datasets
+    import pyarrow as pa
 
 
 def card_metadata(text: str) -> dict[str, Any]:
+    """The YAML front matter of a card as a dict (``{}`` when absent or not valid YAML)."""
     import yaml
 
     if not text.startswith("---"):
@@ -75,7 +89,7 @@ def read_dataset_files(name: str, revision: str | None = None) -> dict[str, Any]
     "notes"}``; what cannot be read is ``None`` with a note saying why.
     """
     notes: list[str] = []
-    texts: dict[str, str | None] = {"README.md": None, "build_report.json": None}
+    texts: dict[str, str | None] = {CARD_FILE: None, REPORT_FILE: None}
     resolved = None
     local = None
     if is_local(name):
@@ -100,12 +114,12 @@ def read_dataset_files(name: str, revision: str | None = None) -> dict[str, Any]
         if text is None and not any(fname in n for n in notes):
             notes.append(f"{fname} not found in {name}")
     report = None
-    if texts["build_report.json"]:
+    if texts[REPORT_FILE]:
         try:
-            report = json.loads(texts["build_report.json"])
+            report = json.loads(texts[REPORT_FILE])
         except json.JSONDecodeError as exc:
             notes.append(f"build_report.json of {name} is not valid JSON ({exc.msg})")
-    card_text = texts["README.md"]
+    card_text = texts[CARD_FILE]
     return {"card_text": card_text, "card_metadata": card_metadata(card_text or ""),
             "build_report": report, "resolved_revision": resolved, "local_path": local, "notes": notes}
 
@@ -124,9 +138,10 @@ def local_fingerprint(local: str, files: Mapping[str, list[str]]) -> str | None:
 
 
 def dataset_provenance(name: str, config: str | None, revision: str | None = None,
-                       train_dataset: Any = None) -> dict[str, Any]:
-    """The dataset facts of ``karma_provenance.json`` (see the module docstring)."""
-    info = read_dataset_files(name, revision)
+                       train_dataset: Any = None, *, info: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The dataset facts of ``karma_provenance.json``: where the set came from, its revision and
+    content hash, τ, the score table, S_pref and the normalised scores, and the build facts."""
+    info = info or read_dataset_files(name, revision)
     meta, report = info["card_metadata"], info["build_report"] or {}
     files = config_files(meta, config)
     tau = _find(report, ("tau",), (int, float))
@@ -179,3 +194,147 @@ def _normalized(kinship: Mapping[str, Any] | None) -> dict[str, Any] | None:
         return None
     return {"benchmarks": list(kinship.get("benchmarks") or []),
             "scores": {str(m): list(v) for m, v in kinship["normalized"].items()}}
+
+
+# ====================================================================== the reader
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
+
+
+class KarmaSet:
+    """A KARMA set: ``KarmaSet("me/karma-uf")`` (Hub) or ``KarmaSet("out/karma-uf")`` (folder).
+
+    Reading is lazy: the card and build report are fetched on first use.
+    """
+
+    def __init__(self, name: str | Path, revision: str | None = None) -> None:
+        self.name = str(name)
+        self.revision = revision
+        self._info: dict[str, Any] | None = None
+
+    # ------------------------------------------------------------------ card and report
+    @property
+    def local_path(self) -> Path | None:
+        return Path(self.name).expanduser() if is_local(self.name) else None
+
+    @property
+    def info(self) -> dict[str, Any]:
+        if self._info is None:
+            self._info = read_dataset_files(self.name, self.revision)
+        return self._info
+
+    @property
+    def card_metadata(self) -> dict[str, Any]:
+        return self.info["card_metadata"]
+
+    @property
+    def build_report(self) -> dict[str, Any] | None:
+        return self.info["build_report"]
+
+    def declared_configs(self) -> list[str]:
+        """Config names the card declares (``[]`` without a card)."""
+        return [str(c.get("config_name")) for c in self.card_metadata.get("configs") or []
+                if isinstance(c, Mapping) and c.get("config_name") is not None]
+
+    def _layout_files(self) -> dict[str, dict[str, list[str]]]:
+        """``{mode: {split: [files]}}`` of a card-less local folder, by the layout alone."""
+        root = self.local_path
+        found: dict[str, dict[str, list[str]]] = {}
+        if root is None or not root.is_dir():
+            return found
+        for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+            for shard in sorted(folder.glob("*.parquet")):
+                m = SHARD_RE.fullmatch(shard.name)
+                if m:
+                    found.setdefault(folder.name, {}).setdefault(m.group("split"), []).append(
+                        f"{folder.name}/{shard.name}")
+        return found
+
+    def configs(self) -> list[str]:
+        """The set's configs (KARMA modes), in canonical mode order."""
+        declared = self.declared_configs()
+        return order_modes(declared if declared or self.info["card_text"] else list(self._layout_files()))
+
+    def files(self, config: str) -> dict[str, list[str]]:
+        """Split -> data files (relative to the set) of one config."""
+        if self.declared_configs() or self.info["card_text"]:
+            return config_files(self.card_metadata, config)
+        return self._layout_files().get(config, {})
+
+    def _check_config(self, config: str | None) -> str:
+        available = self.configs()
+        if not available:
+            where = "its card declares no configs" if self.info["card_text"] else (
+                self.info["notes"][0] if self.info["notes"] and self.local_path is None else
+                "no <mode>/<split>-*.parquet files and no card")
+            raise KarmaError(f"dataset {self.name}: no KARMA configs ({where})")
+        if config is None:
+            raise KarmaError(f"dataset {self.name}: dataset_config (the KARMA mode) is required; "
+                             f"available: {', '.join(available)}")
+        if config not in available:
+            raise KarmaError(f"dataset {self.name} has no config {config!r}; available: {', '.join(available)}")
+        return config
+
+    # ------------------------------------------------------------------ data
+    def load(self, config: str | None, splits: Sequence[str]) -> datasets.DatasetDict:
+        """``splits`` of one config as a ``DatasetDict`` (only the files the card declares)."""
+        from datasets import DatasetDict, load_dataset
+
+        config = self._check_config(config)
+        files = self.files(config)
+        missing = [s for s in splits if s not in files]
+        if missing:
+            raise KarmaError(f"dataset {self.name} config {config!r} has no split {missing[0]!r}; "
+                             f"available: {', '.join(files)}")
+        local = self.local_path
+        try:
+            ds = load_dataset(str(local) if local else self.name, data_files={s: files[s] for s in splits},
+                              revision=None if local else (self.info["resolved_revision"] or self.revision))
+        except Exception as exc:  # noqa: BLE001 - datasets raises many types; one line for the user
+            raise KarmaError(f"cannot load dataset {self.name} config {config!r}: {_first_line(exc)}") from exc
+        return DatasetDict({s: ds[s] for s in splits})
+
+    def read_columns(self, config: str, splits: Sequence[str] = PAIR_SPLITS,
+                     columns: Sequence[str] | None = None) -> dict[str, pa.Table]:
+        """The present ``splits`` of a config as Arrow tables (``columns`` only), split -> table."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        config = self._check_config(config)
+        files = self.files(config)
+        present = [s for s in splits if s in files]
+        if not present:
+            raise KarmaError(f"dataset {self.name} config {config!r}: none of the splits {', '.join(splits)} "
+                             f"(has {', '.join(files) or 'none'})")
+        out: dict[str, pa.Table] = {}
+        local = self.local_path
+        if local is None:
+            for split, table in ((s, self.load(config, [s])[s].data.table) for s in present):
+                _check_columns(table.schema.names, columns, f"{self.name} config {config!r} split {split!r}")
+                out[split] = table.select(list(columns)) if columns else table
+            return out
+        for split in present:
+            parts = []
+            for rel in files[split]:
+                for path in sorted(local.glob(rel)):
+                    try:
+                        names = pq.read_schema(path).names
+                    except Exception as exc:  # noqa: BLE001 - a corrupt file is a user error
+                        raise KarmaError(f"{path}: not a readable parquet file ({_first_line(exc)})") from exc
+                    _check_columns(names, columns, str(path))
+                    parts.append(pq.read_table(path, columns=list(columns) if columns else None))
+            if not parts:
+                raise KarmaError(f"{local}: config {config!r} split {split!r} declares {files[split]}, no such file")
+            out[split] = pa.concat_tables(parts)
+        return out
+
+    def provenance(self, config: str | None, train_dataset: Any = None) -> dict[str, Any]:
+        """The dataset facts a training run records (see :func:`dataset_provenance`)."""
+        return dataset_provenance(self.name, config, self.revision, train_dataset, info=self.info)
+
+
+def _check_columns(names: Sequence[str], columns: Sequence[str] | None, where: str) -> None:
+    missing = [c for c in columns or () if c not in names]
+    if missing:
+        raise KarmaError(f"{where}: missing column(s) {', '.join(missing)}")

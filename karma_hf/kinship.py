@@ -34,25 +34,57 @@ broken at random: the selection returns ``NoPair("tie")``. With no kin pair it r
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from karma_hf.errors import KarmaError
+from karma_hf.layout import get_mode, karma_modes
 
 if TYPE_CHECKING:  # pragma: no cover
     from karma_hf.scores import ScoreTable
 
-MODES: tuple[str, ...] = ("score", "sim", "score_sim")
-MODE_DESCRIPTIONS: dict[str, str] = {
-    "score": "K_score: the two best models by S_pref that are kin (cosine >= tau)",
-    "sim": "K_sim: the kin pair with the highest cosine kinship",
-    "score_sim": "K_(score,sim): the best model by S_pref with a kin partner, and its most similar kin partner",
-}
 DEFAULT_TAU = 0.1
 NO_PAIR_REASONS: tuple[str, ...] = ("fewer_than_two", "no_kin_above_tau", "tie")
+
+#: A selector gets the candidates' cosines ``sub`` (ranked by S_pref, best first) and the boolean
+#: kin mask ``kin`` (``sub >= tau``, diagonal False, at least one True) and returns the positions
+#: ``(a, b)`` of the pair in that ranking. The label (Eq. 3) and ties are decided by the caller.
+Selector = Callable[[np.ndarray, np.ndarray], tuple[int, int]]
+SELECTORS: dict[str, Selector] = {}
+
+
+def selector(mode: str) -> Callable[[Selector], Selector]:
+    """Register ``fn`` as the pair selector of ``mode`` (a mode registered in :mod:`karma_hf.layout`)."""
+    def register(fn: Selector) -> Selector:
+        SELECTORS[mode] = fn
+        return fn
+    return register
+
+
+@selector("score")
+def _select_score(sub: np.ndarray, kin: np.ndarray) -> tuple[int, int]:
+    """K_score: the best-ranked model with a kin partner, and its best-ranked kin partner."""
+    a = int(np.argmax(kin.any(axis=1)))
+    return a, int(np.argmax(kin[a]))
+
+
+@selector("score_sim")
+def _select_score_sim(sub: np.ndarray, kin: np.ndarray) -> tuple[int, int]:
+    """K_(score,sim): the best-ranked model with a kin partner, and its most similar kin partner."""
+    a = int(np.argmax(kin.any(axis=1)))
+    row = np.where(kin[a], sub[a], -np.inf)
+    return a, int(np.argmax(row))  # first maximum = best-ranked partner among equals
+
+
+@selector("sim")
+def _select_sim(sub: np.ndarray, kin: np.ndarray) -> tuple[int, int]:
+    """K_sim: the kin pair with the highest cosine (row-major first: best-ranked members win ties)."""
+    upper = np.where(np.triu(kin, k=1), sub, -np.inf)
+    a, b = (int(v) for v in np.argwhere(upper == upper.max())[0])
+    return a, b
 
 
 @dataclass(frozen=True)
@@ -185,8 +217,9 @@ class Kinship:
     # ------------------------------------------------------------------ selection
     def select(self, mode: str, candidates: Iterable[str]) -> Pair | NoPair:
         """Select the pair for ``mode`` among ``candidates`` (duplicates are ignored)."""
-        if mode not in MODES:
-            raise KarmaError(f"unknown mode {mode!r}; choose from {', '.join(MODES)}")
+        if mode not in SELECTORS:
+            get_mode(mode)  # an unregistered name: the error lists the modes
+            raise KarmaError(f"mode {mode!r} is not a kinship mode; kinship modes: {', '.join(SELECTORS)}")
         idx = tuple(sorted({self._idx(m) for m in candidates}))
         key = (mode, idx)
         hit = self._cache.get(key)
@@ -203,20 +236,9 @@ class Kinship:
         sub = self.cosine[np.ix_(order, order)]
         kin = sub >= self.tau
         np.fill_diagonal(kin, False)
-        has_partner = kin.any(axis=1)
-        if not has_partner.any():
+        if not kin.any():
             return NoPair("no_kin_above_tau")
-        if mode == "score":
-            a = int(np.argmax(has_partner))
-            b = int(np.argmax(kin[a]))
-        elif mode == "score_sim":
-            a = int(np.argmax(has_partner))
-            row = np.where(kin[a], sub[a], -np.inf)
-            b = int(np.argmax(row))  # first maximum = best-ranked partner among equals
-        else:  # sim
-            upper = np.where(np.triu(kin, k=1), sub, -np.inf)
-            best = upper.max()
-            a, b = (int(v) for v in np.argwhere(upper == best)[0])  # row-major: best-ranked first
+        a, b = SELECTORS[mode](sub, kin)
         first, second = int(order[min(a, b)]), int(order[max(a, b)])
         s1, s2 = float(self.s_pref[first]), float(self.s_pref[second])
         if s1 == s2:
@@ -225,8 +247,8 @@ class Kinship:
                     kinship=float(self.cosine[first, second]), s_pref_chosen=s1, s_pref_rejected=s2)
 
     def global_pairs(self) -> dict[str, Pair | NoPair]:
-        """The pair each mode picks over the whole pool."""
-        return {mode: self.select(mode, self.models) for mode in MODES}
+        """The pair each kinship mode picks over the whole pool."""
+        return {mode: self.select(mode, self.models) for mode in karma_modes() if mode in SELECTORS}
 
     # ------------------------------------------------------------------ export
     def to_dict(self) -> dict[str, Any]:

@@ -26,7 +26,6 @@ from karma_hf.errors import KarmaError
 
 SAMPLE_NAME = "ultrafeedback_sample.parquet"
 SCORES = "ultrafeedback-paper"
-MODES: tuple[str, ...] = ("score", "sim", "score_sim", "rlaif")
 TAU = 0.1
 SEED = 42
 TEST_PROMPTS = 30  # of ~300 distinct instructions
@@ -66,14 +65,16 @@ def _prepare(out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
 
 
-def run_quickstart(out: str | Path = "karma-quickstart", *, console=None, quiet: bool = False) -> QuickstartResult:
-    """Run every step into ``out`` and print the summary (``quiet=True``: print nothing)."""
+def run_quickstart(out: str | Path = "karma-quickstart", *, console: Any = None,
+                   quiet: bool = False) -> QuickstartResult:
+    """Run every step into ``out``, with a progress display on ``console`` (``quiet``: none)."""
     from rich.console import Console
     from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-    from karma_hf.binarize import build
+    from karma_hf.analysis.report import run_report
     from karma_hf.kinship import Kinship
-    from karma_hf.report import run_report
+    from karma_hf.layout import modes
+    from karma_hf.pairs.builder import build
     from karma_hf.scores import load_scores
 
     out = Path(out)
@@ -89,9 +90,9 @@ def run_quickstart(out: str | Path = "karma-quickstart", *, console=None, quiet:
         table = load_scores(SCORES)
         kin = Kinship.from_table(table, tau=TAU)
         progress.update(task, advance=1, description=steps[1])
-        result = build(sample, scores=table, modes=MODES, tau=TAU, seed=SEED, test_size=TEST_PROMPTS,
-                       output=out / "dataset", overwrite=True, command=f"karma quickstart --out {out}")
-        _mark_card_synthetic(out / "dataset" / "README.md")
+        result = build(sample, scores=table, modes=modes(), tau=TAU, seed=SEED, test_size=TEST_PROMPTS,
+                       output=out / "dataset", overwrite=True, command=f"karma quickstart --out {out.name}",
+                       card_note=SYNTHETIC_NOTE)
         progress.update(task, advance=1, description=steps[2])
         plots = _write_plots(kin, out / "plots")
         progress.update(task, advance=1, description=steps[3])
@@ -103,7 +104,6 @@ def run_quickstart(out: str | Path = "karma-quickstart", *, console=None, quiet:
                            report_md=rep.markdown, report_json=rep.json, report_figures=rep.figures,
                            build=result.report, report=rep.report)
     (out / MARKER).write_text(json.dumps(_summary_json(res), indent=2) + "\n", encoding="utf-8")
-    print_summary(res, console)
     return res
 
 
@@ -112,19 +112,8 @@ SYNTHETIC_NOTE = ("> **Synthetic data.** Built by `karma quickstart` from the sm
                   "`scripts/make_sample.py`). It demonstrates the pipeline; do not train models on it.")
 
 
-def _mark_card_synthetic(card: Path) -> None:
-    """Insert :data:`SYNTHETIC_NOTE` under the card's title (the YAML metadata is untouched)."""
-    text = card.read_text(encoding="utf-8")
-    end = text.find("\n---", text.find("---") + 3) if text.startswith("---") else 0
-    title = text.find("\n# ", end)
-    if title < 0 or SYNTHETIC_NOTE in text:
-        return
-    eol = text.find("\n", title + 1)
-    card.write_text(text[: eol + 1] + "\n" + SYNTHETIC_NOTE + "\n" + text[eol + 1:], encoding="utf-8")
-
-
 def _write_plots(kin, folder: Path) -> list[Path]:
-    from karma_hf.plots import write_plots
+    from karma_hf.analysis.kinship_plots import write_plots
 
     return write_plots(kin, folder, formats=("png",))
 
@@ -140,56 +129,3 @@ def _summary_json(res: QuickstartResult) -> dict[str, Any]:
                   "plots": [rel(p) for p in res.plots], "report": rel(res.report_md),
                   "report_json": rel(res.report_json), "report_figures": [rel(p) for p in res.report_figures]},
     }
-
-
-def print_summary(res: QuickstartResult, console) -> None:
-    """Rows per mode, top pairs, Response Quality Gap, file locations and the next commands."""
-    from rich.table import Table
-
-    modes = res.build["modes"]
-    t = Table(title="Preference sets built from the embedded synthetic sample", title_justify="left")
-    t.add_column("mode", no_wrap=True)
-    t.add_column("train", justify="right")
-    t.add_column("test", justify="right")
-    t.add_column("dropped rows (reason)", no_wrap=True)
-    t.add_column("mean gap", justify="right")
-    for m, v in modes.items():
-        dropped = "\n".join(f"{n} {k}" for k, n in v["dropped"].items() if n) or "-"
-        gap = res.report["modes"].get(m, {}).get("rating_gap", {}).get("mean")
-        t.add_row(m + ("*" if m == "rlaif" else ""), str(v["splits"]["train"]), str(v["splits"]["test"]),
-                  dropped, "-" if gap is None else f"{gap:.2f}")
-    t.caption = "rlaif* = baseline; mean gap = mean |rating gap| (source ratings, chosen vs rejected)"
-    t.caption_justify = "left"
-    console.print(t)
-    console.print("[bold]Top pairs[/bold] (chosen > rejected: count)")
-    for m, v in modes.items():
-        top = ", ".join(f"{p['chosen']} > {p['rejected']}: {p['count']}" for p in v["top_pairs"][:3])
-        console.print(f"  {m:<10} {top}", soft_wrap=True)
-    sim_gap = res.report["modes"].get("sim", {}).get("rating_gap", {}).get("mean")
-    base_gap = res.report["modes"].get("rlaif", {}).get("rating_gap", {}).get("mean")
-    if sim_gap is not None and base_gap is not None:
-        console.print(f"\nKinship pairs have a smaller Response Quality Gap: mean |rating gap| {sim_gap:.2f} (sim) "
-                      f"vs {base_gap:.2f} (rlaif). The sample is synthetic; see the report for what this means.")
-    d = res.dataset_dir
-    files = Table(show_header=False, box=None, padding=(0, 2))
-    files.add_column(no_wrap=True)
-    files.add_column(overflow="fold")
-    files.add_row("dataset", f"{d}/<mode>/*.parquet  (modes: {', '.join(modes)})")
-    files.add_row("card", str(res.card))
-    files.add_row("build report", str(res.build_report))
-    files.add_row("kinship plots", ", ".join(str(p) for p in res.plots))
-    files.add_row("report", f"{res.report_md}  (+ report.json, figures/)")
-    console.print("\n[bold]Files[/bold]")
-    console.print(files)
-    console.print("\n[bold]Next[/bold]")
-    for cmd, what in (
-        (f'python -c "import datasets; print(datasets.load_dataset(\'{d}\', \'sim\'))"', "load a preference set"),
-        (f"karma report {d} --modes sim,score", "re-run the report on chosen modes"),
-        (f"karma push {d} --repo you/karma-uf-sample", "publish all four configs + card in one Hub commit"),
-        (f"karma train dpo --config recipes/qwen2.5-3b-instruct/dpo.yaml --dataset_name {d} --dataset_config sim",
-         "train with TRL (needs a GPU for real models)"),
-        ("karma build --source openbmb/UltraFeedback --scores ultrafeedback-paper --output karma-uf",
-         "the real thing: all 64k instructions"),
-    ):
-        console.print(f"  [dim]# {what}[/dim]")
-        console.print(f"  [cyan]{cmd}[/cyan]", soft_wrap=True)

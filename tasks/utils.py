@@ -22,9 +22,9 @@ import string
 from collections.abc import Sequence
 from typing import Any
 
-from karma_hf import nltk_data
-from karma_hf.data_download import data_dir_from_env, get_source, require_local
 from karma_hf.errors import KarmaError
+from karma_hf.evaluation import nltk_data
+from karma_hf.evaluation.data import data_dir_from_env, get_source, require_local
 
 LETTERS = string.ascii_uppercase
 INVALID = "[invalid]"
@@ -51,7 +51,7 @@ def load_source(karma_source: str, **_metadata: Any):
     """``custom_dataset`` for every karma task: the source's splits as a ``DatasetDict``.
 
     With ``KARMA_DATA_DIR`` set, reads ``$KARMA_DATA_DIR/<owner>__<name>[/<config>]/<split>.jsonl``
-    (see :mod:`karma_hf.data_download`); a missing file raises a KarmaError naming it.
+    (see :mod:`karma_hf.evaluation.data`); a missing file raises a KarmaError naming it.
     Otherwise reads the Hub dataset (cached by ``datasets``; honours HF_DATASETS_OFFLINE).
     lm-eval also passes the task metadata and model arguments; they are ignored.
     """

@@ -21,9 +21,11 @@ from pathlib import Path
 
 import pytest
 
-from karma_hf.binarize import ALL_MODES, DROP_REASONS, KARMA_MODES, SPLITS, build, shard_name
+from karma_hf.layout import DROP_REASONS, SPLITS, karma_modes, modes, shard_name
+from karma_hf.pairs.builder import build
 from karma_hf.errors import KarmaError
-from karma_hf.ultrafeedback import (MalformedRow, load_source, parse_batch, parse_rating, parse_row,
+from karma_hf.sources.loading import load_source
+from karma_hf.sources.ultrafeedback import (MalformedRow, parse_batch, parse_rating, parse_row,
                                     prompt_id)
 
 FIXTURE = Path(__file__).parent / "fixtures" / "ultrafeedback_mini.jsonl"
@@ -140,7 +142,7 @@ def test_vectorised_parse_matches_reference(cache, rating):
 
 # ----------------------------------------------------------------------------- pairs and drops
 def test_every_row_accounted_for(built):
-    for mode in ALL_MODES:
+    for mode in modes():
         info = built.report["modes"][mode]
         assert info["rows"] == len(RAW)
         assert info["kept"] + sum(info["dropped"].values()) == len(RAW)
@@ -153,7 +155,7 @@ def test_every_row_accounted_for(built):
     assert [m["row"] for m in built.report["malformed_examples"]] == [9, 10, 11]
 
 
-@pytest.mark.parametrize("mode", KARMA_MODES)
+@pytest.mark.parametrize("mode", karma_modes())
 def test_karma_pairs_and_labels(built, mode):
     kin = built.kinship
     rows = _rows_by_index(built, mode)
@@ -221,9 +223,9 @@ def test_equal_s_pref_is_a_tie(tmp_path, cache):
     csv = tmp_path / "tie.csv"
     csv.write_text("model," + ",".join(preset.benchmarks) + "\n"
                    + "".join(f"{m}," + ",".join(map(str, v)) + "\n" for m, v in values.items()))
-    result = build(FIXTURE, scores=str(csv), modes=KARMA_MODES, test_size=0, output=tmp_path / "t",
+    result = build(FIXTURE, scores=str(csv), modes=karma_modes(), test_size=0, output=tmp_path / "t",
                    ignore_unknown_models=True, cache_dir=cache)
-    for mode in KARMA_MODES:
+    for mode in karma_modes():
         reasons = result.row_reasons(mode)
         assert reasons[14] == TIE and reasons[13] == TIE, mode  # only bard + gpt-3.5-turbo answered
         assert reasons[4] == UNK  # without a preset, ultralm-65b is unknown: gpt-4 alone is left
@@ -267,16 +269,16 @@ def test_missing_source_and_non_empty_output(tmp_path, built, cache):
 # ----------------------------------------------------------------------------- splits, layout, determinism
 def test_test_split_is_shared_by_prompt(built):
     test_ids, train_ids = set(), set()
-    for mode in ALL_MODES:
+    for mode in modes():
         for split, bucket in (("test", test_ids), ("train", train_ids)):
             bucket.update(built.datasets[mode][split]["prompt_id"])
     assert test_ids and not (test_ids & train_ids)  # no prompt is tested in one mode and trained in another
     assert len(test_ids) <= 3 == built.report["test_prompts"]
     q0 = prompt_id(RAW[0]["instruction"])  # rows 0 and 12 share it: same side in every mode
-    sides = {split for mode in KARMA_MODES for split in ("train", "test")
+    sides = {split for mode in karma_modes() for split in ("train", "test")
              if q0 in built.datasets[mode][split]["prompt_id"]}
     assert len(sides) == 1
-    for mode in ALL_MODES:
+    for mode in modes():
         assert built.datasets[mode]["train_sft"].to_list() == built.datasets[mode]["train"].to_list()
 
 
@@ -284,7 +286,7 @@ def test_layout_and_load_dataset(built, cache):
     import datasets
 
     out = built.output
-    for mode in ALL_MODES:
+    for mode in modes():
         for split in SPLITS:
             assert (out / mode / shard_name(split)).is_file()
         loaded = datasets.load_dataset(str(out), mode, cache_dir=str(cache))

@@ -10,8 +10,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from karma_hf.binarize import DROP_REASONS, SPLITS, build, output_schema, shard_name
-from karma_hf.cards import (card_metadata, render_dataset_card, render_model_card_section, size_category,
+from karma_hf.layout import DROP_REASONS, SPLITS, output_schema, shard_name
+from karma_hf.pairs.builder import build
+from karma_hf.cards.model import render_model_card_section
+from karma_hf.cards.dataset import (dataset_card_metadata as card_metadata, render_dataset_card, size_category,
                             write_dataset_card)
 
 FIXTURE = Path(__file__).parent / "fixtures" / "ultrafeedback_mini.jsonl"
@@ -116,10 +118,21 @@ def test_empty_splits_and_modes_are_not_declared(built, tmp_path):
 
 
 def test_model_card_section(built):
-    text = render_model_card_section(built.report, mode="sim", dataset="me/karma-uf")
-    assert "`sim`" in text and "me/karma-uf" in text and "K_sim" in text
-    top = built.report["modes"]["sim"]["top_pairs"][0]
-    assert f"| `{top['chosen']}` | `{top['rejected']}` | {top['count']} |" in text
+    """The model card section is rendered from a run's provenance (hub_cards/model_card_section.md)."""
+    from karma_hf.karma_set import KarmaSet
+
+    dataset = KarmaSet(built.output).provenance("sim")
+    prov = {"karma_hf_version": "9.9", "stage": "dpo", "dataset": {**dataset, "name": "me/karma-uf"},
+            "versions": {"trl": "1.16.0"}, "world_size": 2,
+            "run_config": {"model": {"model_name_or_path": "org/base"}}}
+    text = render_model_card_section(prov, batch_rows=12, batch_kinship_mean=0.5)
+    assert text.startswith("<!-- karma-provenance:begin -->") and text.endswith("<!-- karma-provenance:end -->")
+    assert "**me/karma-uf**" in text and "**`sim`**" in text and "K_sim" in text
+    assert "| base model | `org/base` |" in text and "| world size | `2` |" in text
+    top = max(dataset["s_pref"].items(), key=lambda kv: kv[1])
+    assert f"| {top[0]} | {top[1]:.4f} |" in text
+    assert "Batches seen: 12 rows, mean kinship 0.5000." in text
+    assert "Batches seen" not in render_model_card_section(prov)
 
 
 @pytest.mark.parametrize("n, label", [(0, "n<1K"), (999, "n<1K"), (60_000, "10K<n<100K"), (2_000_000, "1M<n<10M")])

@@ -122,7 +122,7 @@ def test_plot_writes_valid_files_and_clusters_match_fcluster(tmp_path: Path) -> 
     from scipy.spatial.distance import squareform
 
     from karma_hf.kinship import Kinship
-    from karma_hf.plots import capability_groups, dendrogram_clusters, kinship_distance
+    from karma_hf.analysis.kinship_plots import capability_groups, dendrogram_clusters, kinship_distance
     from karma_hf.scores import load_scores
 
     res = run(["plot", "--scores", "ultrafeedback-paper", "--out", str(tmp_path / "plots")])

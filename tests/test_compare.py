@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from karma_hf.cli import main
-from karma_hf.compare import compare_runs, plot_comparison
+from karma_hf.evaluation.compare import compare_runs, plot_comparison
 from karma_hf.errors import KarmaError
 from karma_hf.scores import KARMA_TASKS
 

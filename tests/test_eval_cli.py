@@ -156,14 +156,14 @@ def test_tasks_path_prints_the_tasks_folder(capsys) -> None:
 
 
 def test_evaluate_model_rejects_a_json_output_path(tmp_path: Path) -> None:
-    from karma_hf.evaluate import evaluate_model
+    from karma_hf.evaluation.run import evaluate_model
 
     with pytest.raises(KarmaError, match="must be a folder"):
         evaluate_model(str(tmp_path), output_path=tmp_path / "r.json")
 
 
 def test_models_file_and_model_checks(tmp_path: Path, monkeypatch) -> None:
-    from karma_hf.evaluate import check_model, read_models_file
+    from karma_hf.evaluation.run import check_model, read_models_file
 
     f = tmp_path / "models.txt"
     f.write_text("# origin models\n/models/a   # local\n\npretrained=org/b,dtype=bfloat16\n")

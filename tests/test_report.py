@@ -13,8 +13,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from karma_hf.errors import KarmaError
-from karma_hf.factors import FACTORS, compare, factor_arrays, factors_of, last_assistant_text
-from karma_hf.report import build_report, load_pairs, run_report
+from karma_hf.analysis.factors import FACTORS, compare, factor_arrays, factors_of, last_assistant_text
+from karma_hf.analysis.quality import load_pairs
+from karma_hf.analysis.quality import quality_report as build_report
+from karma_hf.analysis.report import run_report
 
 
 def _msg(text: str) -> list[dict]:

@@ -109,7 +109,7 @@ def test_responses_track_model_strength(rows):
 
 
 def test_every_drop_reason_of_a_default_build_occurs(tmp_path: Path):
-    from karma_hf.binarize import build
+    from karma_hf.pairs.builder import build
 
     res = build(sample_path(), test_size=30, output=tmp_path / "ds")
     modes = res.report["modes"]

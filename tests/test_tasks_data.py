@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from karma_hf.data_download import SOURCES, download, missing_files, require_local
+from karma_hf.evaluation.data import SOURCES, download, missing_files, require_local
 from karma_hf.errors import KarmaError
 from karma_hf.tasks import utils
 
@@ -104,7 +104,7 @@ def test_punkt_tab_is_written_deterministically_and_loads(monkeypatch, tmp_path)
     from nltk.data import FileSystemPathPointer
     from nltk.tokenize.punkt import PunktSentenceTokenizer, load_punkt_params
 
-    from karma_hf import nltk_data
+    from karma_hf.evaluation import nltk_data
 
     a = nltk_data.write_punkt_tab(tmp_path / "a")
     b = nltk_data.write_punkt_tab(tmp_path / "b")
@@ -159,7 +159,7 @@ def test_data_download_command(monkeypatch, tmp_path, capsys) -> None:
     """`karma data download` end to end, with the Hub reader swapped for the local fixtures."""
     import datasets
 
-    from karma_hf import data_download
+    from karma_hf.evaluation import data as data_download
     from karma_hf.cli import main
 
     monkeypatch.setattr(data_download, "_hub_loader", lambda src, split, revision: datasets.load_dataset(

@@ -14,7 +14,8 @@ import pytest
 from karma_set import MODE_PAIRS, write_karma_set
 from karma_hf.cli import main
 from karma_hf.errors import KarmaError
-from karma_hf.train import STALE_KEYS, parse_args, train
+from karma_hf.train import train
+from karma_hf.train.args import STALE_KEYS, parse_args
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = {"sft": REPO / "recipes" / "tiny" / "sft.yaml", "dpo": REPO / "recipes" / "tiny" / "dpo.yaml"}
@@ -191,7 +192,7 @@ def test_callback_alone_with_a_plain_trl_trainer(tiny_model_dir, karma_set, tmp_
     from datasets import load_dataset
     from trl import DPOConfig, DPOTrainer
 
-    from karma_hf.callback import KarmaCallback
+    from karma_hf.train.callbacks import KarmaCallback
 
     ds = load_dataset(str(karma_set), data_files={"train": "sim/train-00000-of-00001.parquet"})["train"]
     cb = KarmaCallback(str(karma_set), "sim", train_dataset=ds)
@@ -226,8 +227,8 @@ def test_card_data_files_in_every_hub_form(data_files, expected):
 
 
 def test_train_dpo_on_a_set_written_by_the_real_builder(tiny_model_dir, tmp_path):
-    """The builder's own output (karma_hf.binarize.build on the UltraFeedback fixture) trains as is."""
-    from karma_hf.binarize import build
+    """The builder's own output (karma_hf.pairs.builder.build on the UltraFeedback fixture) trains as is."""
+    from karma_hf.pairs.builder import build
 
     data = tmp_path / "built"
     build(REPO / "tests/fixtures/ultrafeedback_mini.jsonl", scores="ultrafeedback-paper", test_size=3,

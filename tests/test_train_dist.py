@@ -34,7 +34,7 @@ if "RANK" in os.environ:
 def test_torchrun_two_processes_one_writer(tiny_model_dir, tmp_path):
     eval_args = []
     try:
-        import karma_hf.evaluate  # noqa: F401
+        import karma_hf.evaluation.run  # noqa: F401
         eval_args = ["--karma_eval_tasks", "karma_arc_easy", "--karma_eval_limit", "2"]
     except ImportError:
         pass

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from karma_set import write_karma_set
-from karma_hf.compare import compare_runs
+from karma_hf.evaluation.compare import compare_runs
 from karma_hf.scores import KARMA_TASKS, load_scores
 from karma_hf.train import train
 
@@ -18,7 +18,7 @@ KARMA_DATA = REPO / "tests" / "fixtures" / "karma_data"
 
 @pytest.mark.slow
 def test_train_then_karma_eval_writes_results_that_load_scores_reads(tiny_model_dir, tmp_path, monkeypatch):
-    pytest.importorskip("karma_hf.evaluate")
+    pytest.importorskip("karma_hf.evaluation.run")
     monkeypatch.setenv("KARMA_DATA_DIR", str(KARMA_DATA))
     data = write_karma_set(tmp_path / "set", modes=("score",))
     out = tmp_path / "run-score"

@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from karma_hf.errors import KarmaError
+from karma_hf.sources.registry import SourceSchema, SourceTexts, parsed_schema, register_source
 
 if TYPE_CHECKING:  # pragma: no cover
     import datasets
@@ -198,22 +199,6 @@ def parse_row(row: Mapping[str, Any], rating: str = "aspects") -> ParsedRow:
 
 
 # ------------------------------------------------------------------------------- Arrow batches
-PARSED_COLUMNS: tuple[str, ...] = ("prompt_id", "malformed", "models", "empty", "rating")
-
-
-def parsed_schema() -> pa.Schema:
-    """Schema of :func:`parse_batch`'s output (one row per source row)."""
-    import pyarrow as pa
-
-    return pa.schema([
-        ("prompt_id", pa.string()),
-        ("malformed", pa.string()),
-        ("models", pa.list_(pa.string())),
-        ("empty", pa.list_(pa.bool_())),
-        ("rating", pa.list_(pa.float64())),
-    ])
-
-
 def check_schema(schema: pa.Schema, rating: str = "aspects") -> None:
     """Raise a one-line :class:`KarmaError` when the *source* schema cannot be UltraFeedback.
 
@@ -398,88 +383,40 @@ def _parse_record_batch(batch: pa.RecordBatch, rating: str) -> pa.Table:
     ], schema=parsed_schema())
 
 
-# ------------------------------------------------------------------------------- loading
-_FILE_BUILDERS = {".parquet": "parquet", ".jsonl": "json", ".json": "json", ".csv": "csv"}
 
 
-def load_source(source: str | Path = DEFAULT_SOURCE, *, revision: str | None = None,
-                split: str = "train", cache_dir: str | Path | None = None) -> datasets.Dataset:
-    """Load a response dataset from a Hub id or a local path as a memory-mapped ``Dataset``.
-
-    Local paths: a ``.parquet`` / ``.jsonl`` / ``.json`` file, an ``.arrow`` file, a
-    ``save_to_disk`` folder (``Dataset`` or ``DatasetDict``: ``split`` is taken), or a folder of
-    data files. A Hub id is loaded with ``load_dataset`` at ``revision``; for
-    ``openbmb/UltraFeedback`` the default revision is the pinned :data:`DEFAULT_REVISION`.
-    """
-    import datasets
-
-    text = str(source)
-    path = Path(text).expanduser()
-    try:
-        if path.exists():
-            if revision is not None:
-                raise KarmaError(f"--revision applies to Hub sources only, but {text!r} is a local path")
-            ds = _load_local(path, split, cache_dir)
-        else:
-            if text.startswith((".", "/", "~")) or path.suffix.lower() in (*_FILE_BUILDERS, ".arrow"):
-                raise KarmaError(f"source path does not exist: {text}")
-            if text.count("/") != 1:
-                raise KarmaError(f"source {text!r} is neither an existing path nor a Hub dataset id (user/name)")
-            if revision is None and text == DEFAULT_SOURCE:
-                revision = DEFAULT_REVISION
-            ds = datasets.load_dataset(text, revision=revision, split=split,
-                                       cache_dir=str(cache_dir) if cache_dir else None)
-    except KarmaError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - datasets raises many types; report one line
-        where = f"{text}@{revision}" if revision else text
-        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise KarmaError(f"cannot load source {where} (split {split!r}): {type(exc).__name__}: {message}") from exc
-    if isinstance(ds, datasets.DatasetDict):  # pragma: no cover - load_dataset(split=...) returns a Dataset
-        ds = ds[split]
-    if ds._indices is not None:  # noqa: SLF001 - an indices mapping would break batch alignment
-        ds = ds.flatten_indices()
-    return ds
+# ------------------------------------------------------------------------------- registration
+def matches(schema: pa.Schema) -> bool:
+    """An UltraFeedback-style schema: ``instruction`` and ``completions`` columns."""
+    return "instruction" in schema.names and "completions" in schema.names
 
 
-def _load_local(path: Path, split: str, cache_dir: str | Path | None) -> datasets.Dataset:
-    import datasets
+def texts(batch: pa.RecordBatch) -> SourceTexts:
+    """Prompt = ``instruction``; responses = ``completions[].response`` in order; label = ``source``."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
 
-    cache = str(cache_dir) if cache_dir else None
-    if path.is_dir():
-        if (path / "state.json").exists() or (path / "dataset_dict.json").exists():
-            loaded = datasets.load_from_disk(str(path))
-            if isinstance(loaded, datasets.DatasetDict):
-                if split not in loaded:
-                    raise KarmaError(f"{path} has splits {', '.join(loaded)}; no split {split!r}")
-                return loaded[split]
-            return loaded
-        return datasets.load_dataset(str(path), split=split, cache_dir=cache)
-    suffix = path.suffix.lower()
-    if suffix == ".arrow":
-        return datasets.Dataset.from_file(str(path))
-    if suffix not in _FILE_BUILDERS:
-        raise KarmaError(f"source file {path} has unsupported extension {suffix!r}; "
-                         "use .parquet, .jsonl, .json, .arrow or a save_to_disk folder")
-    builder = _FILE_BUILDERS[suffix]
-    ds = datasets.load_dataset(builder, data_files=str(path), split="train", cache_dir=cache)
-    if builder == "json" and _has_json_feature(ds.features):
-        # datasets types objects whose keys differ between rows (a completion without
-        # "model", say) as opaque Json; pyarrow's reader unifies them into structs with
-        # nulls instead, which keeps such rows parseable (and reportable as malformed).
-        import pyarrow.json as pj
-
-        features = datasets.Features.from_arrow_schema(pj.read_json(str(path)).schema)
-        ds = datasets.load_dataset(builder, data_files=str(path), split="train", cache_dir=cache,
-                                   features=features)
-    return ds
+    comps = batch.column("completions")
+    offsets = comps.offsets.to_numpy().astype(np.int64)
+    responses = pc.struct_field(comps.values, "response")
+    label = None
+    if "source" in batch.schema.names and pa.types.is_string(batch.schema.field("source").type):
+        label = batch.column("source")
+    return SourceTexts(prompt=batch.column("instruction"), responses=responses, offsets=offsets, label=label)
 
 
-def _has_json_feature(feature: Any) -> bool:
-    """True when a (nested) feature is datasets' opaque ``Json`` type."""
-    if type(feature).__name__ == "Json":
-        return True
-    if isinstance(feature, Mapping):
-        return any(_has_json_feature(v) for v in feature.values())
-    inner = getattr(feature, "feature", None)
-    return inner is not None and _has_json_feature(inner)
+SOURCE = register_source(SourceSchema(
+    name="ultrafeedback",
+    description="openbmb/UltraFeedback: instruction, completions[{model, response, annotations, overall_score}]",
+    matches=matches,
+    check_schema=check_schema,
+    parse_batch=parse_batch,
+    texts=texts,
+    text_columns=("instruction", "completions", "source"),
+    rating_methods=RATING_METHODS,
+    rating_help={"aspects": "mean of the four GPT-4 aspect ratings, 'N/A' ignored",
+                 "overall_score": "GPT-4 critique `overall_score`, 1-10"},
+    pinned_revisions={DEFAULT_SOURCE: DEFAULT_REVISION},
+    licenses={DEFAULT_SOURCE: "mit"},
+))

@@ -1,9 +1,11 @@
 """Run lm-eval with the karma_* tasks: the library side of ``karma eval``.
 
-Each model is evaluated by lm-eval's own ``run`` command (its argument parser, its
-evaluator, its output layout ``OUTPUT/<model_name_sanitized>/results_<date>.json``), with
-``--include_path`` pointing at the installed karma tasks. Any other lm-eval option is
-passed through unchanged. Before the first model loads, the request is checked so that the
+Each model is evaluated by lm-eval's own ``lm_eval run`` command, in a child process (its
+argument parser, its evaluator, its output layout ``OUTPUT/<model_name_sanitized>/results_<date>.json``),
+with ``--include_path`` pointing at the installed karma tasks. Any other lm-eval option is
+passed through unchanged; lm-eval's own messages stream to the terminal. The child never
+inherits a launcher's rank variables (``RANK``, ``WORLD_SIZE``...), so evaluating from inside a
+``torchrun`` job runs one plain process. Before the first model loads, the request is checked so that the
 common mistakes fail at once with one clear line: an unknown task, a model path that does
 not exist, a ``KARMA_DATA_DIR`` without the files a task needs, IFEval without punkt_tab.
 
@@ -13,16 +15,18 @@ not exist, a ``KARMA_DATA_DIR`` without the files a task needs, IFEval without p
 from __future__ import annotations
 
 import fnmatch
-import gc
 import os
 import re
+import subprocess
+import sys
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from karma_hf.data_download import DATA_DIR_ENV, data_dir_from_env, missing_files
 from karma_hf.errors import KarmaError
+from karma_hf.evaluation.data import DATA_DIR_ENV, data_dir_from_env, missing_files
 from karma_hf.resources import tasks_dir
 
 #: Options ``karma eval`` sets itself; they may not appear among the pass-through args.
@@ -47,23 +51,21 @@ class KarmaTaskIndex:
 
 
 def karma_task_index(folder: Path | None = None) -> KarmaTaskIndex:
-    """Read the karma task / group YAMLs (without importing lm-eval or resolving functions)."""
-    import yaml
+    """The karma tasks and groups, as lm-eval's ``TaskManager`` indexes the tasks folder
+    (the karma folder alone: no index of lm-eval's own tasks, no task functions resolved)."""
+    from lm_eval.tasks import TaskManager
 
-    class _Loader(yaml.SafeLoader):
-        pass
-
-    _Loader.add_constructor("!function", lambda loader, node: loader.construct_scalar(node))
+    manager = TaskManager(include_path=str(folder or tasks_dir()), include_defaults=False)
     tasks: dict[str, str] = {}
     groups: dict[str, list[str]] = {}
-    for path in sorted(Path(folder or tasks_dir()).glob("*.yaml")):
-        cfg = yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader) or {}
+    for name, entry in manager.task_index.items():
+        cfg = entry.cfg or {}
         if "group" in cfg:
             members = cfg.get("task") or []
-            groups[cfg["group"]] = [m if isinstance(m, str) else m.get("task") or m.get("group")
-                                    for m in ([members] if isinstance(members, str) else members)]
+            groups[name] = [m if isinstance(m, str) else m.get("task") or m.get("group")
+                            for m in ([members] if isinstance(members, str) else members)]
         elif "task" in cfg:
-            tasks[cfg["task"]] = (cfg.get("dataset_kwargs") or {}).get("karma_source", "")
+            tasks[name] = (cfg.get("dataset_kwargs") or {}).get("karma_source", "")
     return KarmaTaskIndex(tasks, groups)
 
 
@@ -113,14 +115,14 @@ def _check_lm_eval_tasks(names: list[str], index: KarmaTaskIndex) -> None:
 
 
 def _model_args_dict(model_args: str) -> dict[str, str]:
-    pairs = [p for p in re.split(r",(?=[A-Za-z_][\w.-]*=)", model_args.strip()) if p]
-    out: dict[str, str] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep:
-            raise KarmaError(f"--model_args {model_args!r}: expected key=value pairs, got {pair!r}")
-        out[key.strip()] = value.strip()
-    return out
+    """``k=v,...`` parsed by lm-eval's own ``simple_parse_args_string`` (values as strings)."""
+    from lm_eval.utils import simple_parse_args_string
+
+    try:
+        parsed = simple_parse_args_string(model_args.strip())
+    except ValueError as exc:
+        raise KarmaError(f"--model_args {model_args!r}: expected key=value pairs ({exc})") from exc
+    return {str(k): str(v) for k, v in parsed.items()}
 
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
@@ -163,21 +165,48 @@ def _check_extra_args(extra_args: Sequence[str]) -> None:
                              "(or call `lm_eval run --include_path \"$(karma tasks-path)\"` directly)")
 
 
-def _parse_run_args(model: str, model_args: str, tasks: list[str], output_path: Path,
-                    extra_args: Sequence[str]):
-    """lm-eval's own parser for ``lm_eval run``: every pass-through option is validated there."""
-    from lm_eval._cli import HarnessCLI
+#: Launcher variables a child lm-eval process must not inherit (it would try to join the job).
+_DIST_ENV = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "GROUP_RANK", "ROLE_RANK",
+             "ROLE_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT", "GROUP_WORLD_SIZE")
+_UNRECOGNIZED = re.compile(r"unrecognized arguments: (?P<args>.+)$")
 
-    argv = ["run", "--model", model, "--model_args", model_args, "--tasks", ",".join(tasks),
-            "--include_path", str(tasks_dir()), "--output_path", str(output_path), *extra_args]
-    parser = HarnessCLI()._parser
+
+def _child_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k not in _DIST_ENV and not k.startswith("TORCHELASTIC_")}
+
+
+def _run_lm_eval(argv: list[str]) -> None:
+    """``lm_eval run ARGV`` in a child process; its stderr streams through, its verdict is ours."""
+    proc = subprocess.Popen([sys.executable, "-m", "lm_eval", *argv], env=_child_env(), stderr=subprocess.PIPE,
+                            text=True, errors="replace")
+    tail: list[str] = []
+
+    def pump() -> None:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            sys.stderr.write(line)
+            tail.append(line.rstrip("\n"))
+            del tail[:-40]
+
+    reader = threading.Thread(target=pump, daemon=True)
+    reader.start()
     try:
-        args, unknown = parser.parse_known_args(argv)
-    except SystemExit as exc:  # argparse already printed "lm-eval run: error: ..."
-        raise KarmaError("lm-eval rejected the options (see its message above)") from exc
-    if unknown:
-        raise KarmaError(f"unknown lm-eval option(s): {' '.join(unknown)} (see `lm_eval run --help`)")
-    return args
+        code = proc.wait()
+    except KeyboardInterrupt:
+        proc.terminate()
+        proc.wait()
+        raise
+    reader.join()
+    if code == 0:
+        return
+    for line in reversed(tail):
+        m = _UNRECOGNIZED.search(line)
+        if m:
+            raise KarmaError(f"unknown lm-eval option(s): {m.group('args')} (see `lm_eval run --help`)")
+        if ": error: " in line:
+            raise KarmaError(f"lm-eval rejected the options: {line.split(': error: ', 1)[1]}")
+    last = next((t for t in reversed(tail) if t.strip()), "no output")
+    raise KarmaError(f"lm-eval exited with code {code}: {last.strip()}")
 
 
 def _new_results(output_path: Path, since: float) -> list[Path]:
@@ -227,28 +256,26 @@ def evaluate_models(model_args_list: Sequence[str], *, model: str = "hf",
                              + (f" (and {len(missing) - 1} more files)" if len(missing) > 1 else "")
                              + f"; write the copies with `karma data download --out {root}`")
     if "karma_ifeval" in leaves:
-        from karma_hf.nltk_data import ensure_punkt_tab
+        from karma_hf.evaluation.nltk_data import ensure_punkt_tab
 
         ensure_punkt_tab()
     if model in {"hf", "hf-auto", "huggingface", "vllm", "sglang"}:
         for margs in model_args_list:
             check_model(margs)
-    parsed = [_parse_run_args(model, m, names, output, extras) for m in model_args_list]
-
     # --- run lm-eval once per model
     written: list[Path] = []
     output.mkdir(parents=True, exist_ok=True)
-    for i, (margs, args) in enumerate(zip(model_args_list, parsed)):
+    for i, margs in enumerate(model_args_list):
         if on_model is not None:
             on_model(i, len(model_args_list), margs)
         start = time.time() - 1.0
-        args.func(args)
+        _run_lm_eval(["run", "--model", model, "--model_args", margs, "--tasks", ",".join(names),
+                      "--include_path", str(tasks_dir()), "--output_path", str(output), *extras])
         new = _new_results(output, start)
         if not new:
             raise KarmaError(f"lm-eval wrote no results file under {output} for {margs} "
                              "(see its log above)")
         written.append(new[-1])
-        gc.collect()
     return written
 
 

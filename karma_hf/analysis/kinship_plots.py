@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from karma_hf.analysis.style import pyplot, save
 from karma_hf.kinship import Kinship, cosine_matrix
 from karma_hf.scores import CAPABILITIES
 
@@ -26,16 +27,6 @@ if TYPE_CHECKING:  # pragma: no cover
 
 DEFAULT_CUT = 0.4
 LINKAGE = "average"
-
-
-def _mpl():
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
-    plt.rcParams.update({"svg.hashsalt": "karma", "font.size": 9})
-    return plt
 
 
 def _labels(kin: Kinship) -> list[str]:
@@ -129,7 +120,7 @@ def _place_labels(fig, ax, coords: np.ndarray, labels: list[str], fontsize: floa
 
 
 def plot_pca(kin: Kinship) -> Figure:
-    plt = _mpl()
+    plt = pyplot()
     coords, ratio = pca_2d(kin)
     fig, ax = plt.subplots(figsize=(8, 6.5))
     sc = ax.scatter(coords[:, 0], coords[:, 1], c=kin.s_pref, cmap="viridis", s=70,
@@ -150,7 +141,7 @@ def plot_pca(kin: Kinship) -> Figure:
 def plot_dendrograms(kin: Kinship, cut: float = DEFAULT_CUT) -> Figure:
     from scipy.cluster.hierarchy import dendrogram
 
-    plt = _mpl()
+    plt = pyplot()
     groups = capability_groups(kin)
     fig, axes = plt.subplots(len(groups), 1, figsize=(10, 3.6 * len(groups)), squeeze=False)
     labels = _labels(kin)
@@ -174,7 +165,7 @@ def plot_dendrograms(kin: Kinship, cut: float = DEFAULT_CUT) -> Figure:
 
 
 def plot_heatmap(kin: Kinship) -> Figure:
-    plt = _mpl()
+    plt = pyplot()
     order = [kin.index[m] for m in kin.ranking()]
     mat = kin.cosine[np.ix_(order, order)]
     labels = [_labels(kin)[i] for i in order]
@@ -202,7 +193,7 @@ def plot_heatmap(kin: Kinship) -> Figure:
 def write_plots(kin: Kinship, out_dir: str | Path, *, cut: float = DEFAULT_CUT,
                 formats: tuple[str, ...] = ("png", "svg")) -> list[Path]:
     """Write ``pca``, ``dendrograms`` and ``kinship_heatmap`` in each format; return the paths."""
-    plt = _mpl()
+    plt = pyplot()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
@@ -211,8 +202,8 @@ def write_plots(kin: Kinship, out_dir: str | Path, *, cut: float = DEFAULT_CUT,
     for name, fig in figures.items():
         for fmt in formats:
             path = out / f"{name}.{fmt}"
-            meta = {"Software": None} if fmt == "png" else {"Date": None, "Creator": None}
-            fig.savefig(path, dpi=130, format=fmt, metadata=meta)
+            fig.savefig(path, dpi=130, format=fmt,
+                        metadata={"Software": None} if fmt == "png" else {"Date": None, "Creator": None})
             written.append(path)
         plt.close(fig)
     return written

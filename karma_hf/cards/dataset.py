@@ -14,7 +14,10 @@ import copy
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from karma_hf.layout import CARD_FILE, DROP_REASON_HELP, DROP_REASONS, SPLITS, order_modes, output_schema, shard_name
+from karma_hf.markdown import markdown_table
 from karma_hf.resources import hub_cards_dir
+from karma_hf.sources.registry import get_source, known_license
 
 if TYPE_CHECKING:  # pragma: no cover
     from huggingface_hub import DatasetCard
@@ -22,12 +25,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from karma_hf.scores import ScoreTable
 
 DATASET_TEMPLATE = "dataset_card.md"
-MODEL_SECTION_TEMPLATE = "model_card_section.md"
-_SOURCE_LICENSES = {"openbmb/UltraFeedback": "mit"}
-_RATING_HELP = {
-    "aspects": "mean of the four GPT-4 aspect ratings, 'N/A' ignored",
-    "overall_score": "GPT-4 critique `overall_score`, 1-10",
-}
 
 
 def size_category(n: int) -> str:
@@ -45,10 +42,8 @@ def _features_yaml(schema) -> list[dict[str, Any]]:
     return Features.from_arrow_schema(schema)._to_yaml_list()  # the exact form datasets reads back
 
 
-def card_metadata(report: dict[str, Any], *, license: str | None = None) -> dict[str, Any]:
+def dataset_card_metadata(report: dict[str, Any], *, license: str | None = None) -> dict[str, Any]:
     """The card's YAML metadata as a plain dict (also used by tests and the Hub push)."""
-    from karma_hf.binarize import SPLITS, output_schema, shard_name
-
     source_id = report["source"]["id"]
     modes = report["modes"]
     features = _features_yaml(output_schema())
@@ -69,7 +64,7 @@ def card_metadata(report: dict[str, Any], *, license: str | None = None) -> dict
                       "dataset_size": sum(sp["num_bytes"] for sp in splits)})
     hub_source = source_id.count("/") == 1 and not Path(source_id).exists()
     return {
-        "license": license or _SOURCE_LICENSES.get(source_id, "other"),
+        "license": license or known_license(source_id) or "other",
         "language": ["en"],
         "task_categories": ["text-generation"],
         "tags": ["dpo", "preference", "karma", "rlhf"],
@@ -87,13 +82,11 @@ def _pretty_name(report: dict[str, Any]) -> str:
 
 
 def render_dataset_card(report: dict[str, Any], *, table: ScoreTable | None = None,
-                        repo_id: str | None = None, license: str | None = None) -> DatasetCard:
+                        repo_id: str | None = None, license: str | None = None, note: str | None = None) -> DatasetCard:
     """Render the dataset card of a build from its report (and score table, for the table)."""
     from huggingface_hub import DatasetCard, DatasetCardData
 
-    from karma_hf.binarize import DROP_REASON_HELP, DROP_REASONS
-
-    meta = card_metadata(report, license=license)
+    meta = dataset_card_metadata(report, license=license)
     card_data = DatasetCardData(**meta)
     kin = report["kinship"]
     s_pref = kin["s_pref"]
@@ -102,9 +95,10 @@ def render_dataset_card(report: dict[str, Any], *, table: ScoreTable | None = No
     modes = [{"name": m, **info} for m, info in report["modes"].items()]
     for m in modes:
         m["train"], m["test"] = m["splits"]["train"], m["splits"]["test"]
-    example = next((m for m in ("sim", "score_sim", "score", "rlaif") if m in report["modes"]), "sim")
+    present = order_modes(list(report["modes"]))
+    example = "sim" if "sim" in present else (present[0] if present else "sim")
     is_hub = source["id"].count("/") == 1 and not Path(source["id"]).exists()
-    command = report.get("command") or _default_command(report)
+    command = report.get("command") or "karma build"
     return DatasetCard.from_template(
         card_data,
         template_path=str(hub_cards_dir() / DATASET_TEMPLATE),
@@ -118,7 +112,7 @@ def render_dataset_card(report: dict[str, Any], *, table: ScoreTable | None = No
         tau=report["tau"],
         seed=report["seed"],
         rating=report["rating"],
-        rating_help=_RATING_HELP.get(report["rating"], report["rating"]),
+        rating_help=_rating_help(source.get("format", "ultrafeedback"), report["rating"]),
         test_prompts=report["test_prompts"],
         modes=modes,
         example_mode=example,
@@ -129,48 +123,29 @@ def render_dataset_card(report: dict[str, Any], *, table: ScoreTable | None = No
         ranking=[{"model": m, "s_pref": v} for m, v in ranking],
         known_unscored=report["scores"]["known_unscored"],
         command=command,
+        note=note,
     )
+
+
+def _rating_help(source_format: str, rating: str) -> str:
+    try:
+        return get_source(source_format).rating_help.get(rating, rating)
+    except Exception:  # noqa: BLE001 - a report of a source schema that is not installed here
+        return rating
 
 
 def _score_fallback(report: dict[str, Any]) -> str:
     kin = report["kinship"]
-    header = "| model | " + " | ".join(kin["benchmarks"]) + " |"
-    rule = "|---|" + "---:|" * len(kin["benchmarks"])
-    rows = [f"| `{m}` | " + " | ".join(f"{x:.3f}" for x in vals) + " |"
-            for m, vals in kin["normalized"].items()]
-    return "Normalised scores:\n\n" + "\n".join([header, rule, *rows])
-
-
-def _default_command(report: dict[str, Any]) -> str:
-    src = report["source"]
-    parts = ["karma build", f"--source {src['id']}"]
-    if src.get("revision"):
-        parts.append(f"--revision {src['revision']}")
-    parts += [f"--scores {report['scores']['source'].removeprefix('preset:') or '<scores>'}",
-              f"--modes {','.join(report['modes'])}", f"--tau {report['tau']}", f"--seed {report['seed']}",
-              f"--test-size {report['test_size']}", f"--rating {report['rating']}"]
-    if report.get("ignore_unknown_models"):
-        parts.append("--ignore-unknown-models")
-    parts.append("--output DIR")
-    return " ".join(parts)
+    rows = [[f"`{m}`", *(f"{x:.3f}" for x in vals)] for m, vals in kin["normalized"].items()]
+    return "Normalised scores:\n\n" + markdown_table(["model", *kin["benchmarks"]], rows,
+                                                     align="l" + "r" * len(kin["benchmarks"]))
 
 
 def write_dataset_card(output: str | Path, report: dict[str, Any], *, table: ScoreTable | None = None,
-                       repo_id: str | None = None, license: str | None = None) -> Path:
-    """Render the card and write it to ``output/README.md``; return the path."""
-    card = render_dataset_card(report, table=table, repo_id=repo_id, license=license)
-    path = Path(output) / "README.md"
+                       repo_id: str | None = None, license: str | None = None, note: str | None = None) -> Path:
+    """Render the card and write it to ``output/README.md``; return the path. ``note``: a Markdown
+    paragraph shown under the title (e.g. "synthetic data")."""
+    card = render_dataset_card(report, table=table, repo_id=repo_id, license=license, note=note)
+    path = Path(output) / CARD_FILE
     path.write_text(str(card), encoding="utf-8")
     return path
-
-
-def render_model_card_section(report: dict[str, Any], *, mode: str, dataset: str) -> str:
-    """A Markdown section for the card of a model trained on ``dataset`` (config ``mode``)."""
-    from jinja2 import Template
-
-    info = report["modes"][mode]
-    text = (hub_cards_dir() / MODEL_SECTION_TEMPLATE).read_text(encoding="utf-8")
-    return Template(text).render(dataset=dataset, mode=mode, mode_help=info["description"],
-                                 tau=report["tau"], seed=report["seed"], train=info["splits"]["train"],
-                                 test=info["splits"]["test"], top_pairs=info["top_pairs"][:5],
-                                 source=report["source"]["id"], version=report["karma_hf_version"])

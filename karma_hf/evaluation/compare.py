@@ -18,8 +18,9 @@ from typing import Any
 import numpy as np
 
 from karma_hf.errors import KarmaError
+from karma_hf.layout import BASELINE_MODE, modes
+from karma_hf.markdown import markdown_table
 
-MODE_ORDER = ("rlaif", "score", "sim", "score_sim")
 MODE_LABELS = {"rlaif": "RLAIF (instance-wise)", "score": "K_score", "sim": "K_sim", "score_sim": "K_(score,sim)"}
 AVERAGE = "average"
 
@@ -74,8 +75,6 @@ class Comparison:
                          for r in self.runs]}
 
     def to_markdown(self) -> str:
-        head = "| run | mode | stage | " + " | ".join(self.columns) + " |"
-        sep = "| --- | --- | --- |" + " ---: |" * len(self.columns)
         rows = []
         for r in self.runs:
             cells = []
@@ -83,8 +82,8 @@ class Comparison:
                 d = self.delta(r, c)
                 cells.append(f"{self.value(r, c):.4f}" + (f" ({d:+.4f})" if d is not None else ""))
             name = f"{r.label} (baseline)" if r.is_baseline else r.label
-            rows.append(f"| {name} | {r.mode or '?'} | {r.stage or '?'} | " + " | ".join(cells) + " |")
-        return "\n".join([head, sep, *rows])
+            rows.append([name, r.mode or "?", r.stage or "?", *cells])
+        return markdown_table(["run", "mode", "stage", *self.columns], rows, align="lll" + "r" * len(self.columns))
 
 
 def _provenance(run_dir: Path) -> dict[str, Any]:
@@ -148,18 +147,17 @@ def compare_runs(run_dirs: Sequence[str | Path], *, baseline: str | Path | None 
             notes.append(f"{r.label}: not compared (missing in other runs): {', '.join(dropped)}")
     if not common:
         raise KarmaError("the runs share no evaluated benchmark")
-    rank = {m: i for i, m in enumerate(MODE_ORDER)}
+    order = [BASELINE_MODE, *(m for m in modes() if m != BASELINE_MODE)]  # the baseline first, as in Fig. 5/6
+    rank = {m: i for i, m in enumerate(order)}
     runs.sort(key=lambda r: (not r.is_baseline, rank.get(r.mode or "", len(rank)), r.mode or "", r.label))
     return Comparison(runs, common, notes)
 
 
 def plot_comparison(cmp: Comparison, path: str | Path, *, title: str | None = None) -> Path:
     """Grouped bar chart (benchmarks on x, one bar per run): baseline red, KARMA runs in blues."""
-    import matplotlib
+    from karma_hf.analysis.style import pyplot, save
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     cols = cmp.columns
@@ -167,7 +165,7 @@ def plot_comparison(cmp: Comparison, path: str | Path, *, title: str | None = No
     width = 0.8 / max(n, 1)
     blues = plt.get_cmap("Blues")
     others = [r for r in cmp.runs if not r.is_baseline]
-    fig, ax = plt.subplots(figsize=(max(7.0, 1.3 * len(cols) + 0.25 * n), 4.6), dpi=150)
+    fig, ax = plt.subplots(figsize=(max(7.0, 1.3 * len(cols) + 0.25 * n), 4.6))
     x = np.arange(len(cols))
     k = 0
     for i, r in enumerate(cmp.runs):
@@ -191,6 +189,5 @@ def plot_comparison(cmp: Comparison, path: str | Path, *, title: str | None = No
     ax.set_axisbelow(True)
     ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.28), ncol=min(2, n), frameon=False)
     fig.tight_layout()
-    fig.savefig(path, bbox_inches="tight")
-    plt.close(fig)
+    save(fig, path, dpi=150, fmt=path.suffix.lstrip(".").lower() or "png", bbox_inches="tight")
     return path

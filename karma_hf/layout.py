@@ -1,0 +1,161 @@
+"""The KARMA-set contract: modes, splits, columns, drop reasons, file and shard names.
+
+One place owns what a KARMA set *is*; the builder writes it, :mod:`karma_hf.karma_set` reads it,
+the card, the Hub push, the report and the trainers check against it. Nothing here imports
+anything heavier than the standard library (``output_schema`` imports pyarrow when called).
+
+Modes are a registry: :func:`register_mode` adds one (a KARMA mode also needs a selector in
+:mod:`karma_hf.kinship`, a baseline mode a decision in :mod:`karma_hf.pairs.decide`).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from karma_hf.errors import KarmaError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pyarrow as pa
+
+
+@dataclass(frozen=True)
+class Mode:
+    """A selection mode: its config name in a KARMA set, what it does, and its kind.
+
+    ``kind`` is ``"karma"`` (pairs chosen by kinship, labelled by S_pref; no annotation) or
+    ``"baseline"`` (pairs chosen and labelled by the source's per-instance ratings).
+    """
+
+    name: str
+    help: str
+    kind: str = "karma"
+
+
+_MODES: dict[str, Mode] = {}
+
+
+def register_mode(name: str, help: str, *, kind: str = "karma") -> Mode:
+    """Add a mode (or replace one of the same name); returns it. Order of registration is the
+    canonical order of configs in a build."""
+    if kind not in ("karma", "baseline"):
+        raise ValueError(f"mode kind must be 'karma' or 'baseline', got {kind!r}")
+    if not re.fullmatch(r"[a-z][a-z0-9_]*", name):
+        raise ValueError(f"mode name {name!r} must be lowercase letters, digits and underscores")
+    mode = Mode(name, help, kind)
+    _MODES[name] = mode
+    return mode
+
+
+def unregister_mode(name: str) -> None:
+    """Remove a registered mode (tests that register a toy mode clean up with this)."""
+    _MODES.pop(name, None)
+
+
+register_mode("score", "K_score: the two best models by S_pref that are kin (cosine >= tau)")
+register_mode("sim", "K_sim: the kin pair with the highest cosine kinship")
+register_mode("score_sim",
+              "K_(score,sim): the best model by S_pref with a kin partner, and its most similar kin partner")
+register_mode("rlaif", "baseline: best per-instance AI rating vs a seeded random strictly lower-rated completion",
+              kind="baseline")
+
+#: The baseline mode reports compare against.
+BASELINE_MODE = "rlaif"
+
+
+def modes() -> tuple[str, ...]:
+    """Every registered mode, in canonical order."""
+    return tuple(_MODES)
+
+
+def karma_modes() -> tuple[str, ...]:
+    """The modes whose pairs come from kinship (the paper's K_score, K_sim, K_(score,sim), ...)."""
+    return tuple(m.name for m in _MODES.values() if m.kind == "karma")
+
+
+def get_mode(name: str) -> Mode:
+    try:
+        return _MODES[name]
+    except KeyError:
+        raise KarmaError(f"unknown mode {name!r}; choose from {', '.join(_MODES)}") from None
+
+
+def mode_help(name: str) -> str:
+    return get_mode(name).help
+
+
+def order_modes(names: list[str] | tuple[str, ...]) -> list[str]:
+    """``names`` in canonical order; names that are not registered modes follow, sorted."""
+    known = [m for m in _MODES if m in names]
+    return known + sorted(m for m in names if m not in _MODES)
+
+
+def parse_modes(value: str | list[str] | tuple[str, ...]) -> tuple[str, ...]:
+    """``"score,sim"`` or a list -> registered modes in canonical order; unknown names are an error."""
+    items = [m.strip() for m in value.split(",")] if isinstance(value, str) else [str(m).strip() for m in value]
+    chosen = tuple(dict.fromkeys(m for m in items if m))
+    if not chosen:
+        raise KarmaError(f"no --modes given; choose from {', '.join(_MODES)}")
+    bad = [m for m in chosen if m not in _MODES]
+    if bad:
+        raise KarmaError(f"unknown mode(s) {', '.join(map(repr, bad))}; choose from {', '.join(_MODES)}")
+    return tuple(m for m in _MODES if m in chosen)
+
+
+# ------------------------------------------------------------------------------ splits and files
+#: Splits of every config: pairs for DPO (``train``, ``test``) and ``train_sft`` (same rows as ``train``).
+SPLITS: tuple[str, ...] = ("train", "test", "train_sft")
+#: The splits that hold pairs (the report pools them; ``train_sft`` repeats ``train``).
+PAIR_SPLITS: tuple[str, ...] = ("train", "test")
+CARD_FILE = "README.md"
+REPORT_FILE = "build_report.json"
+SHARD_RE = re.compile(r"(?P<split>[a-z_]+)-(?P<i>\d{5})-of-(?P<n>\d{5})\.parquet")
+
+
+def shard_name(split: str, index: int = 0, count: int = 1) -> str:
+    """``train-00000-of-00001.parquet``: the Hub's shard naming, which ``load_dataset`` understands."""
+    return f"{split}-{index:05d}-of-{count:05d}.parquet"
+
+
+# ------------------------------------------------------------------------------ columns
+#: Columns TRL needs per split: conversational preference pairs, or ``messages`` for SFT.
+TRL_COLUMNS: dict[str, tuple[str, ...]] = {
+    "train": ("prompt", "chosen", "rejected"),
+    "test": ("prompt", "chosen", "rejected"),
+    "train_sft": ("messages",),
+}
+#: The KARMA metadata of each pair (what the report and the training statistics read).
+PAIR_COLUMNS: tuple[str, ...] = (
+    "chosen", "rejected", "chosen_model", "rejected_model", "kinship",
+    "s_pref_chosen", "s_pref_rejected", "score_chosen", "score_rejected",
+)
+#: Per-row columns the training callback's kinship statistics read.
+STATS_COLUMNS: tuple[str, ...] = ("kinship", "chosen_model", "rejected_model")
+
+
+def output_schema() -> pa.Schema:
+    """The columns of every split of every mode (``datasets`` needs one schema per config)."""
+    import pyarrow as pa
+
+    message = pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))
+    return pa.schema([
+        ("prompt", message), ("chosen", message), ("rejected", message), ("messages", message),
+        ("prompt_id", pa.string()), ("chosen_model", pa.string()), ("rejected_model", pa.string()),
+        ("kinship", pa.float64()), ("s_pref_chosen", pa.float64()), ("s_pref_rejected", pa.float64()),
+        ("score_chosen", pa.float64()), ("score_rejected", pa.float64()), ("source", pa.string()),
+    ])
+
+
+# ------------------------------------------------------------------------------ drop reasons
+#: Why a source row produced no pair, in the order the builder tests them.
+DROP_REASONS: tuple[str, ...] = ("fewer_than_two_scored", "empty_response", "no_kin_above_tau", "tie",
+                                 "unknown_model", "malformed")
+DROP_REASON_HELP: dict[str, str] = {
+    "malformed": "the row breaks the source schema (missing instruction/model, bad rating...)",
+    "fewer_than_two_scored": "fewer than two completions of scored models (rlaif: of known models with a rating)",
+    "unknown_model": "fewer than two completions left after skipping unknown models",
+    "empty_response": "two or more candidates, but fewer than two non-empty responses",
+    "no_kin_above_tau": "no candidate pair has kinship >= tau",
+    "tie": "the pair has equal S_pref (rlaif: all candidates have the same rating)",
+}

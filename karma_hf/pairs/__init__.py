@@ -1,0 +1,1 @@
+"""Preference pairs: build options (config), decisions, writing, the build report, the builder."""

@@ -1,0 +1,276 @@
+"""Build kinship-mapped preference sets (KARMA stages 2–3) and the baseline: :func:`build`.
+
+:func:`build` turns a multi-model response dataset (any registered source schema,
+:mod:`karma_hf.sources`) into one config per mode (:mod:`karma_hf.layout`), in four steps:
+
+1. **parse** the source in Arrow batches with its schema's ``parse_batch`` (``datasets.map``,
+   optional ``num_proc``) into a few small columns;
+2. **decide** the pair of every row for every mode (:mod:`karma_hf.pairs.decide`, numpy over
+   all rows at once, one ``Kinship.select`` per distinct candidate set);
+3. **write** the kept rows to parquet (:mod:`karma_hf.pairs.writer`, Arrow ``take``, streamed
+   in row groups), the build report (:mod:`karma_hf.pairs.report`) and the card
+   (:mod:`karma_hf.cards.dataset`);
+4. **publish** atomically: everything is written into a hidden sibling folder
+   (``.<name>.partial-<pid>``) that is moved into place only when complete. ``overwrite``
+   replaces a previous build only then, so an interrupted build leaves the previous one intact;
+   a leftover partial folder of a killed run is never read by ``load_dataset(output)`` and is
+   removed by the next build.
+
+Outputs: splits ``train``, ``test`` and ``train_sft`` share one schema
+(:func:`karma_hf.layout.output_schema`; ``datasets`` needs one schema per config). ``train_sft``
+holds the same rows as ``train`` (SFT reads ``messages``). A split with no rows is not written
+(``datasets`` cannot load an empty split) and the card does not declare it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from karma_hf.errors import KarmaError
+from karma_hf.layout import DROP_REASONS, REPORT_FILE, SPLITS, shard_name
+from karma_hf.pairs.config import DEFAULT_SCORES, DEFAULT_SOURCE, BuildConfig
+
+if TYPE_CHECKING:  # pragma: no cover
+    import datasets
+
+    from karma_hf.kinship import Kinship
+    from karma_hf.scores import ScoreTable
+    from karma_hf.sources.registry import SourceSchema
+
+
+@dataclass
+class BuildResult:
+    """What :func:`build` made: the report, the kinship, and (lazily loaded) the datasets."""
+
+    report: dict[str, Any]
+    kinship: Kinship
+    table: ScoreTable
+    output: Path
+    cache_dir: str | None = None
+    statuses: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+    _datasets: dict[str, datasets.DatasetDict] | None = field(default=None, repr=False)
+    _tmp: tempfile.TemporaryDirectory | None = field(default=None, repr=False)
+
+    @property
+    def modes(self) -> tuple[str, ...]:
+        return tuple(self.report["modes"])
+
+    def row_reasons(self, mode: str) -> list[str]:
+        """Per source row: ``"kept"`` or the drop reason, in source order."""
+        names = ("kept", *DROP_REASONS)
+        return [names[int(code)] for code in self.statuses[mode]]
+
+    def files(self, mode: str) -> dict[str, Path]:
+        """The parquet file of each split of ``mode`` (empty splits are not written)."""
+        paths = {split: self.output / mode / shard_name(split) for split in SPLITS}
+        return {split: path for split, path in paths.items() if path.exists()}
+
+    @property
+    def datasets(self) -> dict[str, datasets.DatasetDict]:
+        """``{mode: DatasetDict(train, test, train_sft)}`` read from the written parquet files."""
+        if self._datasets is None:
+            import datasets as hf_datasets
+
+            self._datasets = {
+                mode: hf_datasets.load_dataset(
+                    "parquet", data_files={s: str(p) for s, p in self.files(mode).items()},
+                    cache_dir=self.cache_dir)
+                for mode in self.modes if self.files(mode)
+            }
+        return self._datasets
+
+
+
+def build(source: str | Path | datasets.Dataset = DEFAULT_SOURCE, *,
+          scores: str | Path | Sequence[str | Path] | ScoreTable = DEFAULT_SCORES,
+          modes: Iterable[str] | str | None = None, tau: float = 0.1, seed: int = 42,
+          test_size: int | float = 2000, revision: str | None = None,
+          output: str | Path | None = None, split: str = "train", rating: str = "aspects",
+          source_format: str = "auto", ignore_unknown_models: bool = False, strict: bool = False,
+          num_proc: int | None = None, batch_size: int = 1000, cache_dir: str | Path | None = None,
+          overwrite: bool = False, progress: bool = False, command: str | None = None,
+          repo_id: str | None = None, card_note: str | None = None, config: BuildConfig | None = None
+          ) -> BuildResult:
+    """Binarize ``source`` into one preference config per mode and write it.
+
+    ``source``: a Hub id, a local path (parquet/jsonl/arrow/save_to_disk) or a ``Dataset``.
+    ``scores``: a preset name, CSV, lm-eval results path(s) or a ``ScoreTable``.
+    ``test_size``: number of distinct prompts held out (or a fraction in (0, 1)).
+    ``output``: folder for ``<mode>/<split>-00000-of-00001.parquet``, ``README.md`` (the card)
+    and ``build_report.json``; without it a temporary folder lives as long as the result.
+    ``source_format``: a registered source schema, or ``auto`` (detected from the columns).
+    ``ignore_unknown_models``: skip (and count) completions of models that are neither scored
+    nor known-unscored instead of failing. ``strict``: fail on the first malformed row.
+    ``command`` (overrides the recorded build command) and ``repo_id`` (where it will be
+    published) go into the card, and ``card_note`` under its title. ``config``: a ready :class:`BuildConfig` (the other options
+    are then ignored, except ``source``/``scores`` objects, ``cache_dir``, ``progress``,
+    ``command`` and ``repo_id``).
+    """
+    from karma_hf.scores import ScoreTable, load_scores
+
+    table = scores if isinstance(scores, ScoreTable) else None
+    if config is None:
+        specs = (table.source.split(", ") if table is not None else
+                 [str(scores)] if isinstance(scores, (str, Path)) else [str(s) for s in scores])
+        config = BuildConfig(
+            source=str(source) if isinstance(source, (str, Path)) else "<in-memory Dataset>",
+            source_format=source_format, revision=revision, split=split, scores=tuple(specs),
+            modes=modes if modes is not None else BuildConfig().modes, tau=tau, seed=seed, test_size=test_size,
+            rating=rating, ignore_unknown_models=ignore_unknown_models, strict=strict, num_proc=num_proc,
+            batch_size=batch_size, output=str(output) if output is not None else None, overwrite=overwrite,
+            push_to=repo_id)
+    if table is None:
+        table = load_scores(list(config.scores), benchmarks=list(config.benchmarks) or None,
+                            allow_missing=config.allow_missing, aliases=config.aliases)
+    return run_build(config, table=table, dataset=None if isinstance(source, (str, Path)) else source,
+                     cache_dir=cache_dir, progress=progress, command=command, repo_id=repo_id or config.push_to,
+                     card_note=card_note)
+
+
+def run_build(config: BuildConfig, *, table: ScoreTable, dataset: datasets.Dataset | None = None,
+              cache_dir: str | Path | None = None, progress: bool = False, command: str | None = None,
+              repo_id: str | None = None, card_note: str | None = None) -> BuildResult:
+    """Run the build that ``config`` describes, with the score table already loaded."""
+    import datasets as hf_datasets
+
+    from karma_hf.cards.dataset import write_dataset_card
+    from karma_hf.kinship import Kinship
+    from karma_hf.pairs.decide import Rows, decide, test_split
+    from karma_hf.pairs.report import build_report
+    from karma_hf.pairs.writer import write_outputs
+    from karma_hf.sources.loading import load_source
+    from karma_hf.sources.registry import detect_source, get_source, parsed_schema, pinned_revision
+
+    kin = Kinship.from_table(table, tau=config.tau)
+    output = Path(config.output) if config.output is not None else None
+    if output is not None:
+        _check_output(output, config.overwrite)
+
+    revision = config.revision
+    if dataset is not None:
+        ds, source_id = dataset, "<in-memory Dataset>"
+        if ds._indices is not None:  # noqa: SLF001 - an indices mapping would break batch alignment
+            ds = ds.flatten_indices()
+    else:
+        ds = load_source(config.source, revision=revision, split=config.split, cache_dir=cache_dir)
+        source_id = str(config.source)
+        if revision is None and not Path(source_id).expanduser().exists():
+            revision = pinned_revision(source_id)
+    arrow_schema = ds.features.arrow_schema
+    source = detect_source(arrow_schema) if config.source_format == "auto" else get_source(config.source_format)
+    if config.rating not in source.rating_methods:
+        raise KarmaError(f"--rating must be one of {', '.join(source.rating_methods)} for {source.name} sources, "
+                         f"got {config.rating!r}")
+    source.check_schema(arrow_schema, config.rating)
+    parsed_table = _parse(ds, source, config, parsed_schema(), progress)
+
+    rows = Rows.from_parsed(parsed_table, kin, tuple(table.known_unscored))
+    malformed_rows = np.flatnonzero(rows.malformed)
+    if config.strict and malformed_rows.size:
+        i = int(malformed_rows[0])
+        raise KarmaError(f"row {i} of {source_id} is malformed: {rows.malformed_reason(parsed_table, i)} "
+                         f"({malformed_rows.size} malformed row(s) in all; drop --strict to skip and count them)")
+    unknown = rows.unknown_counts()
+    if unknown and not config.ignore_unknown_models:
+        listed = ", ".join(f"{name!r} ({n} completions)" for name, n in unknown.items())
+        known = ", ".join(rows.vocab)
+        raise KarmaError(f"model(s) in {source_id} not in the score table: {listed}; known: {known}; "
+                         "add them to --scores (or --aliases) or pass --ignore-unknown-models to skip them")
+
+    is_test = test_split(parsed_table.column("prompt_id"), config.test_size, config.seed)
+    decisions = {mode: decide(rows, mode, kin, config.seed) for mode in config.modes}
+
+    report = build_report(config, source_id=source_id, source_format=source.name, revision=revision, rows=rows,
+                          parsed=parsed_table, decisions=decisions, is_test=is_test, kin=kin, table=table,
+                          unknown=unknown, command=command)
+    tmp: tempfile.TemporaryDirectory | None = None
+    if output is None:
+        tmp = tempfile.TemporaryDirectory(prefix="karma-build-")
+        work = Path(tmp.name)
+    else:
+        work = _partial_dir(output)
+    try:
+        sizes = write_outputs(ds, source, work, decisions, rows, parsed_table.column("prompt_id").combine_chunks(),
+                              is_test, kin, config.batch_size, progress)
+        for mode, per_split in sizes.items():
+            report["modes"][mode]["bytes"] = per_split
+        (work / REPORT_FILE).write_text(json.dumps(report, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+        write_dataset_card(work, report, table=table, repo_id=repo_id, note=card_note)
+        out_dir = work if output is None else _publish(work, output)
+    except BaseException:
+        if output is not None:
+            shutil.rmtree(work, ignore_errors=True)
+        raise
+    return BuildResult(report=report, kinship=kin, table=table, output=out_dir,
+                       cache_dir=str(cache_dir) if cache_dir else None,
+                       statuses={mode: dec.status for mode, dec in decisions.items()}, _tmp=tmp)
+
+
+def _parse(ds: datasets.Dataset, source: SourceSchema, config: BuildConfig, schema: Any, progress: bool) -> Any:
+    """The source's ``parse_batch`` over the dataset (Arrow batches; ``num_proc`` processes)."""
+    import datasets as hf_datasets
+
+    was_disabled = hf_datasets.are_progress_bars_disabled()
+    if not progress:
+        hf_datasets.disable_progress_bars()
+    try:
+        parsed = ds.with_format("arrow").map(
+            source.parse_batch, batched=True, batch_size=config.batch_size, num_proc=config.num_proc,
+            remove_columns=ds.column_names, fn_kwargs={"rating": config.rating}, keep_in_memory=True,
+            features=hf_datasets.Features.from_arrow_schema(schema), desc="Parsing completions")
+    finally:
+        if not progress and not was_disabled:
+            hf_datasets.enable_progress_bars()
+    return parsed.data.table.combine_chunks()
+
+
+# ------------------------------------------------------------------------------ atomic output
+def _check_output(out: Path, overwrite: bool) -> None:
+    """Refuse an output that is a file, or a non-empty folder without ``overwrite`` / not a build."""
+    if out.exists() and not out.is_dir():
+        raise KarmaError(f"--output {out} exists and is not a folder")
+    if out.is_dir() and any(out.iterdir()):
+        if not overwrite:
+            raise KarmaError(f"--output {out} is not empty; pass --overwrite to replace a previous build")
+        if not (out / REPORT_FILE).exists():
+            raise KarmaError(f"--output {out} is not empty and holds no {REPORT_FILE}; refusing to overwrite it")
+
+
+def _partial_dir(out: Path) -> Path:
+    """A fresh hidden sibling ``.<name>.partial-<pid>`` (leftovers of killed builds are removed)."""
+    parent = out.absolute().parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        for stale in parent.glob(f".{out.name}.partial-*"):
+            shutil.rmtree(stale, ignore_errors=True)
+        work = parent / f".{out.name}.partial-{os.getpid()}"
+        work.mkdir()
+    except OSError as exc:
+        raise KarmaError(f"--output {out}: cannot write there ({exc.strerror or exc})") from exc
+    return work
+
+
+def _publish(work: Path, out: Path) -> Path:
+    """Move the complete build ``work`` to ``out``; a previous build there is replaced only now."""
+    old = None
+    if out.exists():
+        old = work.parent / f".{out.name}.old-{os.getpid()}"
+        out.rename(old)
+    try:
+        work.rename(out)
+    except OSError:
+        if old is not None:
+            old.rename(out)  # put the previous build back
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+    return out

@@ -1,0 +1,103 @@
+"""``BuildConfig``: the one place the options of a build live.
+
+``karma build`` fills it from its options, :func:`karma_hf.pairs.builder.build` from its keyword
+arguments; the card's recorded command (:meth:`BuildConfig.to_command`) and the build report's
+fields are rendered from it, so the same fact is never written twice.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shlex
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from karma_hf.errors import KarmaError
+from karma_hf.layout import modes as registered_modes
+from karma_hf.layout import parse_modes
+
+DEFAULT_SOURCE = "openbmb/UltraFeedback"
+DEFAULT_SCORES = "ultrafeedback-paper"
+
+
+def public_name(spec: str) -> str:
+    """What a card calls a source or score file: a Hub id or preset as is, a local path by its name.
+
+    Absolute local paths would leak the builder's file system into a published card and point
+    nowhere on the Hub.
+    """
+    path = Path(spec).expanduser()
+    return path.name if (path.is_absolute() or path.exists()) and spec not in ("", ".") else spec
+
+
+@dataclass(frozen=True)
+class BuildConfig:
+    """Every option of a build (see ``karma build --help`` for each)."""
+
+    source: str = DEFAULT_SOURCE
+    source_format: str = "auto"
+    revision: str | None = None
+    split: str = "train"
+    scores: tuple[str, ...] = (DEFAULT_SCORES,)
+    benchmarks: tuple[str, ...] = ()
+    allow_missing: bool = False
+    aliases: str | None = None
+    modes: tuple[str, ...] | str = field(default_factory=registered_modes)
+    tau: float = 0.1
+    seed: int = 42
+    test_size: int | float = 2000
+    rating: str = "aspects"
+    ignore_unknown_models: bool = False
+    strict: bool = False
+    num_proc: int | None = None
+    batch_size: int = 1000
+    output: str | None = None
+    overwrite: bool = False
+    push_to: str | None = None
+    private: bool = False
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "modes", parse_modes(self.modes))
+        object.__setattr__(self, "scores", tuple(str(s) for s in self.scores))
+        object.__setattr__(self, "benchmarks", tuple(self.benchmarks))
+        if not 0.0 <= float(self.tau) <= 1.0:
+            raise KarmaError(f"--tau must be within [0, 1], got {self.tau}")
+        if self.batch_size < 1:
+            raise KarmaError(f"batch_size must be >= 1, got {self.batch_size}")
+        if self.num_proc is not None and self.num_proc < 1:
+            raise KarmaError(f"--num-proc must be >= 1, got {self.num_proc}")
+        if self.private and not self.push_to:
+            raise KarmaError("--private needs --push-to")
+
+    def replace(self, **changes: Any) -> BuildConfig:
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_command(self) -> str:
+        """The ``karma build`` command that reproduces this build (local paths by file name only)."""
+        parts = ["karma", "build", "--source", public_name(self.source)]
+        if self.source_format != "auto":
+            parts += ["--source-format", self.source_format]
+        if self.revision:
+            parts += ["--revision", self.revision]
+        if self.split != "train":
+            parts += ["--split", self.split]
+        parts += [x for s in self.scores for x in ("--scores", public_name(s))]
+        parts += [x for b in self.benchmarks for x in ("--benchmark", b)]
+        if self.allow_missing:
+            parts.append("--allow-missing")
+        if self.aliases:
+            parts += ["--aliases", public_name(self.aliases)]
+        parts += ["--modes", ",".join(self.modes), "--tau", str(self.tau), "--seed", str(self.seed),
+                  "--test-size", str(self.test_size), "--rating", self.rating]
+        if self.ignore_unknown_models:
+            parts.append("--ignore-unknown-models")
+        if self.strict:
+            parts.append("--strict")
+        parts += ["--output", "DIR"]  # where a build goes is not part of what it is
+        if self.push_to:
+            parts += ["--push-to", self.push_to]
+        return shlex.join(parts)

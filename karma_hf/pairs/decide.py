@@ -1,0 +1,252 @@
+"""Pair decisions for every row of a source, vectorised with numpy (the builder's core).
+
+Every parsed row ends up kept or dropped with exactly one reason (:data:`karma_hf.layout.DROP_REASONS`),
+tested in this order:
+
+1. ``malformed``: the row breaks its source's schema;
+2. ``fewer_than_two_scored``: the source row has fewer than two completions;
+3. ``unknown_model``: (``ignore_unknown_models`` only) skipping completions of unknown models
+   left fewer than two;
+4. ``fewer_than_two_scored``: fewer than two completions of *scored* models (``rlaif``: of known
+   models with a rating);
+5. ``empty_response``: those were two or more, but fewer than two have a non-empty response;
+6. ``no_kin_above_tau`` / ``tie``: from the pair selection (``rlaif``: ``tie`` only).
+
+KARMA modes (:data:`karma_hf.layout.karma_modes`): per row, the candidates are the completions
+whose model is scored and whose response is not empty; one :meth:`Kinship.select
+<karma_hf.kinship.Kinship.select>` call per distinct candidate set picks the pair, and the model
+with the higher S_pref is ``chosen`` (Eq. 3). Baseline modes have a decision function of their
+own in :data:`BASELINES`:
+
+- ``rlaif``: candidates are the completions of *known* models (scored or known-unscored) with a
+  non-empty response and a per-instance rating. ``chosen`` = the best rating (several best: a
+  seeded random one of them); ``rejected`` = a seeded random pick among the *strictly*
+  lower-rated ones; a row where every candidate has the same rating is dropped as ``tie``. The
+  random draws are a hash of ``(seed, row index, model)``, so they do not depend on batch size,
+  ``num_proc`` or the order of completions inside a row.
+
+The test split (:func:`test_split`) is a seeded hash-ranking of the distinct ``prompt_id``
+values: the same prompts are held out in every mode.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from karma_hf.errors import KarmaError
+from karma_hf.layout import DROP_REASONS
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pyarrow as pa
+
+    from karma_hf.kinship import Kinship
+
+KEPT = 0
+STATUS = {reason: i + 1 for i, reason in enumerate(DROP_REASONS)}
+
+
+@dataclass
+class Decision:
+    """Per source row: status (0 kept, else 1 + index in DROP_REASONS) and the pair."""
+
+    status: np.ndarray       # int8 (n,)
+    chosen_pos: np.ndarray   # int64 (n,): position in the row's completions, -1 if dropped
+    rejected_pos: np.ndarray
+
+
+@dataclass
+class Rows:
+    """The parsed rows flattened to numpy: one entry per completion, ``parent`` = row index."""
+
+    n: int
+    offsets: np.ndarray      # int64 (n + 1,)
+    parent: np.ndarray       # int64 (n_completions,)
+    code: np.ndarray         # int64: model index in kin.models, then known_unscored; -1 unknown
+    empty: np.ndarray        # bool
+    rating: np.ndarray       # float64, NaN = not rated
+    malformed: np.ndarray    # bool (n,)
+    vocab: tuple[str, ...]   # kin.models + known_unscored
+    n_scored_models: int
+    unknown_names: np.ndarray  # object (n_completions,) name for code -1 else None
+
+    @classmethod
+    def from_parsed(cls, parsed: pa.Table, kin: Kinship, known_unscored: tuple[str, ...]) -> Rows:
+        import pyarrow.compute as pc
+
+        models = parsed.column("models").combine_chunks()
+        n = parsed.num_rows
+        lengths = pc.list_value_length(models).fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
+        offsets = np.zeros(n + 1, dtype=np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        parent = np.repeat(np.arange(n, dtype=np.int64), lengths)
+        flat_models = pc.list_flatten(models)
+        vocab = tuple(kin.models) + tuple(m for m in known_unscored if m not in kin.index)
+        lookup = {m: i for i, m in enumerate(vocab)}
+        encoded = pc.dictionary_encode(flat_models)
+        names = encoded.dictionary.to_pylist()
+        dict_codes = np.array([lookup.get(m, -1) for m in names] + [-1], dtype=np.int64)
+        idx = encoded.indices.fill_null(len(names)).to_numpy(zero_copy_only=False)
+        code = dict_codes[idx]
+        unknown_names = np.array(names + [None], dtype=object)[idx]
+        unknown_names[code >= 0] = None
+        empty = np.asarray(pc.list_flatten(parsed.column("empty").combine_chunks())
+                           .fill_null(True).to_numpy(zero_copy_only=False), dtype=bool)
+        rating = (pc.list_flatten(parsed.column("rating").combine_chunks())
+                  .to_numpy(zero_copy_only=False).astype(np.float64))
+        malformed = np.asarray(parsed.column("malformed").is_valid().to_numpy(zero_copy_only=False), dtype=bool)
+        # completions of malformed rows never count anywhere
+        return cls(n=n, offsets=offsets, parent=parent, code=code, empty=empty, rating=rating,
+                   malformed=malformed, vocab=vocab, n_scored_models=len(kin.models),
+                   unknown_names=unknown_names)
+
+    # ------------------------------------------------------------------ helpers
+    def malformed_reason(self, parsed: pa.Table, row: int) -> str:
+        return str(parsed.column("malformed")[row].as_py())
+
+    def unknown_counts(self) -> dict[str, int]:
+        ok = ~self.malformed[self.parent] & (self.code == -1)
+        names, counts = np.unique(self.unknown_names[ok & (self.unknown_names != None)].astype(str),  # noqa: E711
+                                  return_counts=True)
+        return {str(n): int(c) for n, c in sorted(zip(names, counts), key=lambda x: (-x[1], x[0]))}
+
+    def _count(self, mask: np.ndarray) -> np.ndarray:
+        return np.bincount(self.parent[mask], minlength=self.n)
+
+    def _stages(self, scored: np.ndarray, candidate: np.ndarray) -> np.ndarray:
+        """Status before pair selection: 0 = needs selection, else a drop code."""
+        n_all = np.diff(self.offsets)
+        known = self.code >= 0
+        status = np.zeros(self.n, dtype=np.int8)
+        n_cand = self._count(candidate)
+        status[n_cand < 2] = STATUS["empty_response"]
+        status[self._count(scored) < 2] = STATUS["fewer_than_two_scored"]
+        status[self._count(known) < 2] = STATUS["unknown_model"]
+        status[n_all < 2] = STATUS["fewer_than_two_scored"]
+        status[self.malformed] = STATUS["malformed"]
+        return status
+
+    def position(self, flat_index: np.ndarray) -> np.ndarray:
+        return flat_index - self.offsets[self.parent[flat_index]]
+
+    # ------------------------------------------------------------------ KARMA modes
+    def decide_karma(self, kin: Kinship, mode: str) -> Decision:
+        from karma_hf.kinship import Pair
+
+        k = self.n_scored_models
+        scored = (self.code >= 0) & (self.code < k)
+        candidate = scored & ~self.empty
+        status = self._stages(scored, candidate)
+        chosen = np.full(self.n, -1, dtype=np.int64)
+        rejected = np.full(self.n, -1, dtype=np.int64)
+        todo = np.flatnonzero(status == 0)
+        if todo.size:
+            # flat index of each (row, scored model) candidate; one select() per distinct set
+            where = np.full((self.n, k), -1, dtype=np.int64)
+            flat = np.flatnonzero(candidate)
+            where[self.parent[flat], self.code[flat]] = flat
+            member = where[todo] >= 0
+            if k <= 52:  # the candidate set as one exact integer key (sum of distinct powers of two)
+                keys, first, inverse = np.unique(member @ (2.0 ** np.arange(k)), return_index=True,
+                                                 return_inverse=True)
+            else:
+                keys, first, inverse = np.unique(np.packbits(member, axis=1), axis=0, return_index=True,
+                                                 return_inverse=True)
+            inverse = inverse.reshape(-1)
+            outcome = np.zeros((len(keys), 3), dtype=np.int64)  # status, chosen code, rejected code
+            for j, row in enumerate(first):
+                result = kin.select(mode, [kin.models[c] for c in np.flatnonzero(member[row])])
+                if isinstance(result, Pair):
+                    outcome[j] = (KEPT, kin.index[result.chosen], kin.index[result.rejected])
+                else:
+                    reason = "fewer_than_two_scored" if result.reason == "fewer_than_two" else result.reason
+                    outcome[j] = (STATUS[reason], -1, -1)
+            per_row = outcome[inverse]
+            status[todo] = per_row[:, 0]
+            kept = per_row[:, 0] == KEPT
+            rows_kept = todo[kept]
+            chosen[rows_kept] = self.position(where[rows_kept, per_row[kept, 1]])
+            rejected[rows_kept] = self.position(where[rows_kept, per_row[kept, 2]])
+        return Decision(status, chosen, rejected)
+
+    # ------------------------------------------------------------------ RLAIF baseline
+    def decide_rlaif(self, seed: int) -> Decision:
+        known = self.code >= 0
+        rated = known & ~np.isnan(self.rating)
+        candidate = rated & ~self.empty
+        status = self._stages(rated, candidate)
+        chosen = np.full(self.n, -1, dtype=np.int64)
+        rejected = np.full(self.n, -1, dtype=np.int64)
+        eligible = candidate & (status[self.parent] == 0)
+        flat = np.flatnonzero(eligible)
+        if flat.size:
+            rows = self.parent[flat]
+            best = np.full(self.n, -np.inf)
+            np.maximum.at(best, rows, self.rating[flat])
+            draw = hash_uniform(seed, rows, self.code[flat])
+            top = self.rating[flat] == best[rows]
+            for mask, target in ((top, chosen), (~top, rejected)):
+                sub = flat[mask]
+                order = np.lexsort((draw[mask], rows[mask]))
+                first_rows, first = np.unique(rows[mask][order], return_index=True)
+                target[first_rows] = self.position(sub[order][first])
+            todo = np.unique(rows)
+            tie = todo[rejected[todo] < 0]
+            status[tie] = STATUS["tie"]
+            chosen[tie] = -1
+        return Decision(status, chosen, rejected)
+
+
+def hash_uniform(seed: int, rows: np.ndarray, codes: np.ndarray) -> np.ndarray:
+    """A splitmix64 hash of (seed, row, model code): deterministic per-row random keys."""
+    with np.errstate(over="ignore"):
+        z = (np.uint64(seed & 0xFFFFFFFFFFFFFFFF) * np.uint64(0x9E3779B97F4A7C15)
+             + rows.astype(np.uint64) * np.uint64(0xBF58476D1CE4E5B9)
+             + (codes.astype(np.int64) + 1).astype(np.uint64) * np.uint64(0x94D049BB133111EB))
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        z = z ^ (z >> np.uint64(31))
+    return z
+
+
+def test_split(prompt_ids: pa.ChunkedArray, test_size: int | float, seed: int) -> np.ndarray:
+    """Boolean mask of rows whose prompt is held out (same prompts for every mode)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    ids = prompt_ids.combine_chunks() if isinstance(prompt_ids, pa.ChunkedArray) else prompt_ids
+    distinct = [p for p in pc.unique(ids.drop_null()).to_pylist()]
+    total = len(distinct)
+    if isinstance(test_size, float) and not float(test_size).is_integer():
+        if not 0.0 < test_size < 1.0:
+            raise KarmaError(f"--test-size must be a count of prompts or a fraction in (0, 1), got {test_size}")
+        count = int(round(total * test_size))
+    else:
+        count = int(test_size)
+        if count < 0:
+            raise KarmaError(f"--test-size must be >= 0, got {test_size}")
+    if count and count >= total:
+        raise KarmaError(f"--test-size {test_size} holds out {count} prompts but the source has only "
+                         f"{total} distinct well-formed prompts; use a smaller --test-size")
+    salt = f"karma-test-split:{seed}:".encode()
+    keys = [hashlib.sha256(salt + p.encode("ascii")).digest() for p in distinct]
+    order = sorted(range(total), key=keys.__getitem__)[:count]
+    held = pa.array([distinct[i] for i in order], type=pa.string())
+    return np.asarray(pc.is_in(ids, value_set=held).fill_null(False).to_numpy(zero_copy_only=False), dtype=bool)
+
+
+
+
+#: Decision functions of the baseline modes: ``fn(rows, seed) -> Decision``.
+BASELINES: dict[str, Callable[[Rows, int], Decision]] = {"rlaif": Rows.decide_rlaif}
+
+
+def decide(rows: Rows, mode: str, kin: Kinship, seed: int) -> Decision:
+    """The decision of ``mode`` for every row: a baseline's own function, else kinship selection."""
+    if mode in BASELINES:
+        return BASELINES[mode](rows, seed)
+    return rows.decide_karma(kin, mode)

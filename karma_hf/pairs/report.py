@@ -1,0 +1,71 @@
+"""The build report (``build_report.json``): what was read, kept and dropped, per mode."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from karma_hf import __version__
+from karma_hf.layout import DROP_REASON_HELP, DROP_REASONS, mode_help
+from karma_hf.pairs.config import BuildConfig, public_name
+from karma_hf.pairs.decide import KEPT, STATUS, Decision, Rows
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pyarrow as pa
+
+    from karma_hf.kinship import Kinship
+    from karma_hf.scores import ScoreTable
+
+
+def build_report(config: BuildConfig, *, source_id: str, source_format: str, revision: str | None, rows: Rows,
+                 parsed: pa.Table, decisions: dict[str, Decision], is_test: np.ndarray, kin: Kinship,
+                 table: ScoreTable, unknown: dict[str, int], command: str | None) -> dict[str, Any]:
+    """Every count of a build, per mode (the card is rendered from this dict alone)."""
+    malformed_rows = np.flatnonzero(rows.malformed)
+    modes: dict[str, Any] = {}
+    for mode, dec in decisions.items():
+        kept = dec.status == KEPT
+        dropped = {reason: int((dec.status == STATUS[reason]).sum()) for reason in DROP_REASONS}
+        pair_counts: dict[tuple[str, str], int] = {}
+        kept_rows = np.flatnonzero(kept)
+        if kept_rows.size:
+            c = rows.code[rows.offsets[kept_rows] + dec.chosen_pos[kept_rows]]
+            r = rows.code[rows.offsets[kept_rows] + dec.rejected_pos[kept_rows]]
+            pairs, counts = np.unique(np.stack([c, r], axis=1), axis=0, return_counts=True)
+            pair_counts = {(rows.vocab[a], rows.vocab[b]): int(n) for (a, b), n in zip(pairs, counts)}
+        top = sorted(pair_counts.items(), key=lambda kv: (-kv[1], kv[0]))[:10]
+        modes[mode] = {
+            "description": mode_help(mode),
+            "rows": int(rows.n),
+            "kept": int(kept.sum()),
+            "dropped": dropped,
+            "splits": {"train": int((kept & ~is_test).sum()), "test": int((kept & is_test).sum()),
+                       "train_sft": int((kept & ~is_test).sum())},
+            "distinct_pairs": len(pair_counts),
+            "top_pairs": [{"chosen": a, "rejected": b, "count": n} for (a, b), n in top],
+        }
+    return {
+        "karma_hf_version": __version__,
+        "source": {"id": public_name(source_id), "format": source_format, "revision": revision,
+                   "split": config.split, "rows": int(rows.n)},
+        "rating": config.rating,
+        "tau": float(config.tau),
+        "seed": int(config.seed),
+        "test_size": config.test_size,
+        "test_prompts": int(len(set(parsed.column("prompt_id").filter(is_test).to_pylist()))) if is_test.any() else 0,
+        "ignore_unknown_models": bool(config.ignore_unknown_models),
+        "skipped_completions": {"unknown_model": unknown if config.ignore_unknown_models else {}},
+        "empty_completions": int((rows.empty & ~rows.malformed[rows.parent]).sum()),
+        "malformed_examples": [{"row": int(i), "reason": rows.malformed_reason(parsed, int(i))}
+                               for i in malformed_rows[:20]],
+        "drop_reasons": DROP_REASON_HELP,
+        "scores": {"source": ", ".join(public_name(p) for p in table.source.split(", ")),
+                   "models": list(table.models), "benchmarks": list(table.benchmarks),
+                   "known_unscored": list(table.known_unscored)},
+        "kinship": kin.to_dict(),
+        "modes": modes,
+        "command": command or config.to_command(),
+    }
+
+

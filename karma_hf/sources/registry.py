@@ -1,0 +1,137 @@
+"""The source registry and what every source hands the builder.
+
+A :class:`SourceSchema` is a small record of functions:
+
+- ``matches(schema)``: does an Arrow schema look like this source? (``--source-format auto``)
+- ``check_schema(schema, rating)``: one-line :class:`~karma_hf.errors.KarmaError` when no row of
+  a dataset with this schema could be parsed (wrong column types);
+- ``parse_batch(batch, rating)``: one output row per source row in :func:`parsed_schema`'s
+  columns: ``prompt_id`` (null when malformed), ``malformed`` (null or ``"<field> <problem>"``),
+  and per completion ``models``, ``empty`` and ``rating`` (null = not rated);
+- ``texts(batch)``: the prompt of each row and the response of each completion, in the same
+  order as ``parse_batch``'s completions, plus an optional per-row ``source`` label.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from karma_hf.errors import KarmaError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import numpy as np
+    import pyarrow as pa
+
+#: Modules that register the built-in sources (imported on first lookup, so importing the
+#: registry stays cheap and has no import circle).
+BUILTIN_MODULES: tuple[str, ...] = ("karma_hf.sources.ultrafeedback",)
+
+
+@dataclass(frozen=True)
+class SourceTexts:
+    """The texts of one batch: ``prompt`` (one string per row), ``responses`` (one string per
+    completion, rows concatenated), ``offsets`` (row i's completions are
+    ``responses[offsets[i]:offsets[i + 1]]``) and ``label`` (one string per row, or None)."""
+
+    prompt: pa.Array
+    responses: pa.Array
+    offsets: np.ndarray
+    label: pa.Array | None = None
+
+
+@dataclass(frozen=True)
+class SourceSchema:
+    """One response-dataset schema (see the module docstring)."""
+
+    name: str
+    description: str
+    matches: Callable[[pa.Schema], bool]
+    check_schema: Callable[[pa.Schema, str], None]
+    parse_batch: Callable[[Any, str], pa.Table]
+    texts: Callable[[pa.RecordBatch], SourceTexts]
+    #: Source columns ``texts`` reads (the writer selects only these).
+    text_columns: tuple[str, ...]
+    rating_methods: tuple[str, ...] = ("default",)
+    rating_help: dict[str, str] = field(default_factory=dict)
+    #: Hub ids with a pinned default revision, e.g. ``{"openbmb/UltraFeedback": "40b4..."}``.
+    pinned_revisions: dict[str, str] = field(default_factory=dict)
+    #: Licenses of known Hub ids (the card inherits them).
+    licenses: dict[str, str] = field(default_factory=dict)
+
+
+_SOURCES: dict[str, SourceSchema] = {}
+_loaded = False
+
+
+def _ensure_builtins() -> None:
+    global _loaded
+    if not _loaded:
+        _loaded = True
+        for module in BUILTIN_MODULES:
+            importlib.import_module(module)
+
+
+def register_source(schema: SourceSchema) -> SourceSchema:
+    """Add (or replace) a source schema; returns it."""
+    _SOURCES[schema.name] = schema
+    return schema
+
+
+def unregister_source(name: str) -> None:
+    _SOURCES.pop(name, None)
+
+
+def source_names() -> tuple[str, ...]:
+    _ensure_builtins()
+    return tuple(_SOURCES)
+
+
+def get_source(name: str) -> SourceSchema:
+    _ensure_builtins()
+    try:
+        return _SOURCES[name]
+    except KeyError:
+        raise KarmaError(f"unknown --source-format {name!r}; known: {', '.join(_SOURCES)}") from None
+
+
+def detect_source(schema: pa.Schema) -> SourceSchema:
+    """The first registered source whose ``matches`` accepts ``schema``."""
+    _ensure_builtins()
+    for source in _SOURCES.values():
+        if source.matches(schema):
+            return source
+    raise KarmaError(f"no known source schema matches the columns {', '.join(schema.names)}; "
+                     f"known schemas: {', '.join(_SOURCES)} (pass --source-format NAME to check one)")
+
+
+def pinned_revision(source_id: str) -> str | None:
+    """The default revision karma-hf pins for a Hub id, if a source declares one."""
+    _ensure_builtins()
+    for source in _SOURCES.values():
+        if source_id in source.pinned_revisions:
+            return source.pinned_revisions[source_id]
+    return None
+
+
+def known_license(source_id: str) -> str | None:
+    _ensure_builtins()
+    for source in _SOURCES.values():
+        if source_id in source.licenses:
+            return source.licenses[source_id]
+    return None
+
+
+def parsed_schema() -> pa.Schema:
+    """Schema of every source's ``parse_batch`` output (one row per source row)."""
+    import pyarrow as pa
+
+    return pa.schema([
+        ("prompt_id", pa.string()),
+        ("malformed", pa.string()),
+        ("models", pa.list_(pa.string())),
+        ("empty", pa.list_(pa.bool_())),
+        ("rating", pa.list_(pa.float64())),
+    ])
