@@ -24,30 +24,36 @@ backoff: ``KARMA_HUB_RETRIES`` retries (default 3) after ``KARMA_HUB_BACKOFF`` s
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TypeVar
 
 from karma_hf.errors import KarmaError
-from karma_hf.karma_set import card_metadata, config_files
-from karma_hf.layout import CARD_FILE, REPORT_FILE, SHARD_RE, SPLITS, TRL_COLUMNS
+from karma_hf.karma_set import scan_folder
 
 logger = logging.getLogger(__name__)
 
-CARD = CARD_FILE
-REPORT = REPORT_FILE
 _REPO_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*")
 _TRANSIENT_STATUS = (408, 429, 500, 502, 503, 504)
 _NETWORK_ERROR_NAMES = {  # httpx / httpx2 / requests / urllib3 exception class names
-    "ConnectError", "ConnectTimeout", "ReadTimeout", "WriteTimeout", "PoolTimeout", "TimeoutException",
-    "NetworkError", "ReadError", "WriteError", "RemoteProtocolError", "ConnectionError", "Timeout",
-    "ProtocolError", "NewConnectionError", "MaxRetryError",
+    "ConnectError",
+    "ConnectTimeout",
+    "ReadTimeout",
+    "WriteTimeout",
+    "PoolTimeout",
+    "TimeoutException",
+    "NetworkError",
+    "ReadError",
+    "WriteError",
+    "RemoteProtocolError",
+    "ConnectionError",
+    "Timeout",
+    "ProtocolError",
+    "NewConnectionError",
+    "MaxRetryError",
 }
 
 T = TypeVar("T")
@@ -63,130 +69,12 @@ class PushResult(str):
     revision: str
     files: tuple[str, ...]
 
-    def __new__(cls, url: str, *, oid: str, changed: bool, repo_id: str, revision: str,
-                files: tuple[str, ...]) -> "PushResult":
+    def __new__(
+        cls, url: str, *, oid: str, changed: bool, repo_id: str, revision: str, files: tuple[str, ...]
+    ) -> PushResult:
         obj = super().__new__(cls, url)
         obj.oid, obj.changed, obj.repo_id, obj.revision, obj.files = oid, changed, repo_id, revision, files
         return obj
-
-
-@dataclass(frozen=True)
-class FolderPlan:
-    """What a push uploads: repo-relative POSIX paths, plus files left out and why."""
-
-    folder: Path
-    files: tuple[str, ...]
-    configs: tuple[str, ...]
-    skipped: tuple[str, ...] = field(default=())
-
-
-def scan_folder(folder: str | os.PathLike) -> FolderPlan:
-    """Check that ``folder`` is a karma dataset folder and list the files a push uploads.
-
-    Raises :class:`KarmaError` naming the first problem: missing card or report, a card whose
-    ``configs`` are missing or point at absent files, a mode folder not declared in the card, a
-    shard that is not a parquet file with the columns TRL needs, splits of one mode whose columns
-    differ (``load_dataset`` needs one schema per config), an empty shard. Files outside the layout (for
-    example plots next to the card) are not uploaded; they are listed in ``skipped``.
-    """
-    root = Path(folder)
-    if not root.is_dir():
-        raise KarmaError(f"{root}: not a folder (expected a karma dataset folder from `karma build --output`)")
-    for name in (CARD, REPORT):
-        if not (root / name).is_file():
-            raise KarmaError(f"{root}: missing {name}; not a karma dataset folder (run `karma build --output DIR`)")
-    try:
-        json.loads((root / REPORT).read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise KarmaError(f"{root / REPORT}: not valid JSON ({exc})") from None
-
-    declared = _declared_configs(root)
-    shards: list[str] = []
-    skipped: list[str] = []
-    schemas: dict[str, tuple[str, tuple[str, ...]]] = {}  # mode -> (first shard, its columns)
-    for entry in sorted(root.iterdir()):
-        if entry.name in (CARD, REPORT):
-            continue
-        if entry.is_dir() and (entry.name in declared or any(entry.glob("*.parquet"))):
-            for shard in sorted(entry.iterdir()):
-                rel = f"{entry.name}/{shard.name}"
-                m = SHARD_RE.fullmatch(shard.name)
-                if not shard.is_file() or m is None or m.group("split") not in SPLITS:
-                    raise KarmaError(f"{root / rel}: unexpected entry in a mode folder (expected "
-                                     f"<split>-NNNNN-of-NNNNN.parquet with split in {', '.join(SPLITS)})")
-                columns = _check_shard(root / rel, m.group("split"))
-                first = schemas.setdefault(entry.name, (rel, columns))
-                if first[1] != columns:
-                    raise KarmaError(f"{root / rel}: columns differ from {first[0]}; all splits of a config need "
-                                     f"one schema for load_dataset (differing: "
-                                     f"{', '.join(sorted(set(first[1]) ^ set(columns)))})")
-                shards.append(rel)
-        else:
-            skipped.append(entry.name + ("/" if entry.is_dir() else ""))
-    if not shards:
-        raise KarmaError(f"{root}: no <mode>/<split>-*.parquet shards; not a karma dataset folder")
-    configs = _check_card(root, shards)
-    return FolderPlan(root, tuple([CARD, REPORT, *shards]), configs, tuple(skipped))
-
-
-def _check_shard(path: Path, split: str) -> tuple[str, ...]:
-    """The shard's column names, after checking it is parquet with the columns its split needs."""
-    import pyarrow.parquet as pq
-
-    try:
-        meta = pq.read_metadata(path)
-        names = tuple(meta.schema.to_arrow_schema().names)
-    except Exception as exc:  # pyarrow raises ArrowInvalid / OSError on truncated or foreign files
-        raise KarmaError(f"{path}: not a readable parquet file ({type(exc).__name__})") from None
-    if meta.num_rows == 0:
-        raise KarmaError(f"{path}: has no rows; load_dataset cannot read an empty split (leave it out of the "
-                         "folder and the card's configs)")
-    missing = [c for c in TRL_COLUMNS[split] if c not in names]
-    if missing:
-        raise KarmaError(f"{path}: missing column(s) {', '.join(missing)} needed for the {split} split")
-    return names
-
-
-def _card_meta(root: Path) -> dict:
-    text = (root / CARD).read_text(encoding="utf-8")
-    meta = card_metadata(text)
-    if not meta and text.startswith("---"):
-        raise KarmaError(f"{root / CARD}: invalid YAML metadata")
-    return meta
-
-
-def _declared_configs(root: Path) -> set[str]:
-    return {str(c.get("config_name")) for c in _card_meta(root).get("configs") or [] if isinstance(c, dict)}
-
-
-def _check_card(root: Path, shards: list[str]) -> tuple[str, ...]:
-    """The card's YAML ``configs`` must cover every mode folder and point only at shards present."""
-    meta = _card_meta(root)
-    configs = meta.get("configs")
-    if not isinstance(configs, list) or not configs:
-        raise KarmaError(f"{root / CARD}: YAML metadata has no `configs` list (one config per mode)")
-    present = set(shards)
-    declared: list[str] = []
-    for config in configs:
-        name = config.get("config_name") if isinstance(config, dict) else None
-        if not name:
-            raise KarmaError(f"{root / CARD}: a `configs` entry has no config_name")
-        declared.append(name)
-        for patterns in config_files(meta, name).values():
-            for pattern in patterns:
-                if not any(_glob_match(pattern, s) for s in present):
-                    raise KarmaError(f"{root / CARD}: config {name!r} points at {pattern}, which is not in the folder")
-    modes = sorted({s.split("/", 1)[0] for s in shards})
-    undeclared = [m for m in modes if m not in declared]
-    if undeclared:
-        raise KarmaError(f"{root / CARD}: `configs` does not declare mode folder(s) {', '.join(undeclared)}")
-    return tuple(declared)
-
-
-def _glob_match(pattern: str, path: str) -> bool:
-    from fnmatch import fnmatchcase
-
-    return fnmatchcase(path, pattern)
 
 
 def normalize_repo_id(repo: str) -> str:
@@ -200,14 +88,16 @@ def normalize_repo_id(repo: str) -> str:
     text = repo.strip().rstrip("/")
     for base in {constants.ENDPOINT.rstrip("/"), "https://huggingface.co", "https://hf.co"}:
         if text.startswith(base + "/"):
-            text = text[len(base) + 1:]
+            text = text[len(base) + 1 :]
             if not text.startswith(("datasets/", "spaces/", "models/")):
                 text = "models/" + text  # a bare Hub URL names a model
             break
     for prefix, kind in (("models/", "model"), ("spaces/", "space")):
         if text.startswith(prefix):
-            raise KarmaError(f"--repo {repo}: that is a {kind} repo; karma pushes dataset repos "
-                             f"(pass user/name or datasets/user/name)")
+            raise KarmaError(
+                f"--repo {repo}: that is a {kind} repo; karma pushes dataset repos "
+                f"(pass user/name or datasets/user/name)"
+            )
     text = text.removeprefix("datasets/")
     if not _REPO_ID_RE.fullmatch(text) or ".." in text or text.endswith((".git", ".")):
         raise KarmaError(f"--repo {repo}: expected a dataset repo id like user/name")
@@ -244,7 +134,7 @@ def _retry_settings() -> tuple[int, float]:
     return max(retries, 0), max(backoff, 0.0)
 
 
-def _causes(exc: BaseException):
+def _causes(exc: BaseException | None):
     seen = set()
     while exc is not None and id(exc) not in seen:
         seen.add(id(exc))
@@ -267,7 +157,8 @@ def _is_transient(exc: BaseException) -> bool:
         if status is not None:
             return status in _TRANSIENT_STATUS
         if isinstance(err, (ConnectionError, TimeoutError)) or any(
-                cls.__name__ in _NETWORK_ERROR_NAMES for cls in type(err).__mro__):
+            cls.__name__ in _NETWORK_ERROR_NAMES for cls in type(err).__mro__
+        ):
             return True
     return False
 
@@ -302,27 +193,33 @@ def _explain(exc: BaseException, repo_id: str, endpoint: str, attempts: int) -> 
             return "HF_HUB_OFFLINE is set: unset it (or set HF_HUB_OFFLINE=0) to push"
         status = _status(err)
         if status == 401:
-            return (f"the Hub rejected the token (401 Unauthorized) for {where}: check HF_TOKEN or "
-                    "`hf auth login`")
+            return f"the Hub rejected the token (401 Unauthorized) for {where}: check HF_TOKEN or `hf auth login`"
         if status == 403:
-            return (f"no write access to {where} (403 Forbidden: {_server_message(err)}); use a token with "
-                    "write permission for that namespace")
+            return (
+                f"no write access to {where} (403 Forbidden: {_server_message(err)}); use a token with "
+                "write permission for that namespace"
+            )
         if status is not None and status in _TRANSIENT_STATUS:
-            return (f"the Hub kept failing ({status}: {_server_message(err)}) after {attempts} attempt(s) "
-                    f"pushing to {where}; nothing was committed")
+            return (
+                f"the Hub kept failing ({status}: {_server_message(err)}) after {attempts} attempt(s) "
+                f"pushing to {where}; nothing was committed"
+            )
         if status is not None:
             return f"the Hub refused the push to {where} ({status}: {_server_message(err)}); nothing was committed"
         if isinstance(err, ValueError) and "Invalid metadata in README.md" in str(err):
             detail = " ".join(str(err).split())
             return f"the Hub rejected the dataset card: {detail}"
     if _is_transient(exc):
-        return (f"network failure: could not reach {endpoint} ({type(exc).__name__}) after {attempts} "
-                f"attempt(s); nothing was committed")
+        return (
+            f"network failure: could not reach {endpoint} ({type(exc).__name__}) after {attempts} "
+            f"attempt(s); nothing was committed"
+        )
     return f"push to {where} failed: {type(exc).__name__}: {' '.join(str(exc).split())}"
 
 
-def _with_retries(fn: Callable[[], T], *, describe: Callable[[BaseException, int], str],
-                  sleep: Callable[[float], None] = time.sleep) -> T:
+def _with_retries(
+    fn: Callable[[], T], *, describe: Callable[[BaseException, int], str], sleep: Callable[[float], None] = time.sleep
+) -> T:
     retries, backoff = _retry_settings()
     for attempt in range(retries + 1):
         try:
@@ -332,15 +229,23 @@ def _with_retries(fn: Callable[[], T], *, describe: Callable[[BaseException, int
         except Exception as exc:
             if not _is_transient(exc) or attempt == retries:
                 raise KarmaError(describe(exc, attempt + 1)) from None
-            wait = backoff * (2 ** attempt)
-            logger.warning("Hub request failed (%s); retry %d/%d in %.1f s", _short_reason(exc), attempt + 1,
-                           retries, wait)
+            wait = backoff * (2**attempt)
+            logger.warning(
+                "Hub request failed (%s); retry %d/%d in %.1f s", _short_reason(exc), attempt + 1, retries, wait
+            )
             sleep(wait)
     raise AssertionError("unreachable")
 
 
-def push_folder(folder: str | os.PathLike, repo_id: str, *, private: bool = False, revision: str | None = None,
-                token: str | None = None, commit_message: str | None = None) -> PushResult:
+def push_folder(
+    folder: str | os.PathLike,
+    repo_id: str,
+    *,
+    private: bool = False,
+    revision: str | None = None,
+    token: str | None = None,
+    commit_message: str | None = None,
+) -> PushResult:
     """Publish a karma dataset folder to the dataset repo ``repo_id`` as ONE commit; return its URL.
 
     Creates the repo (``private`` applies only then) and the branch ``revision`` when missing,
@@ -374,19 +279,27 @@ def push_folder(folder: str | os.PathLike, repo_id: str, *, private: bool = Fals
         if not explicit_dataset and not api.repo_exists(repo_id, repo_type="dataset"):
             for other in ("model", "space"):
                 if api.repo_exists(repo_id, repo_type=other):
-                    raise KarmaError(f"--repo {repo_id}: exists on the Hub as a {other} repo and there is no dataset "
-                                     f"repo of that name; pick another name, or pass datasets/{repo_id} to create "
-                                     "a dataset repo beside it")
+                    raise KarmaError(
+                        f"--repo {repo_id}: exists on the Hub as a {other} repo and there is no dataset "
+                        f"repo of that name; pick another name, or pass datasets/{repo_id} to create "
+                        "a dataset repo beside it"
+                    )
         api.create_repo(repo_id, repo_type="dataset", private=private or None, exist_ok=True)
         if branch != "main":
             api.create_branch(repo_id, repo_type="dataset", branch=branch, exist_ok=True)
         head = api.repo_info(repo_id, repo_type="dataset", revision=branch).sha
-        operations = [CommitOperationAdd(path_in_repo=rel, path_or_fileobj=str(plan.folder / rel))
-                      for rel in plan.files]
-        info = api.create_commit(repo_id, operations, commit_message=message, repo_type="dataset",
-                                 revision=branch)
-        return PushResult(str(info.commit_url), oid=str(info.oid), changed=info.oid != head, repo_id=repo_id,
-                          revision=branch, files=plan.files)
+        operations = [
+            CommitOperationAdd(path_in_repo=rel, path_or_fileobj=str(plan.folder / rel)) for rel in plan.files
+        ]
+        info = api.create_commit(repo_id, operations, commit_message=message, repo_type="dataset", revision=branch)
+        return PushResult(
+            str(info.commit_url),
+            oid=str(info.oid),
+            changed=info.oid != head,
+            repo_id=repo_id,
+            revision=branch,
+            files=plan.files,
+        )
 
     def describe(exc: BaseException, attempts: int) -> str:
         return _explain(exc, repo_id, api.endpoint, attempts).replace(secret, "***")

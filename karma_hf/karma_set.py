@@ -13,15 +13,15 @@ imported, never transformers.
 
 from __future__ import annotations
 
-import hashlib
 import json
-from collections import deque
+import os
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from karma_hf.errors import KarmaError
-from karma_hf.layout import CARD_FILE, PAIR_SPLITS, REPORT_FILE, SHARD_RE, order_modes
+from karma_hf.layout import CARD_FILE, PAIR_SPLITS, REPORT_FILE, SHARD_RE, SPLITS, TRL_COLUMNS, order_modes
 
 if TYPE_CHECKING:  # pragma: no cover
     import datasets
@@ -42,21 +42,6 @@ def card_metadata(text: str) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def _find(obj: Any, keys: Sequence[str], want: type | tuple[type, ...]) -> Any:
-    """First value of one of ``keys`` (searched breadth-first) that is an instance of ``want``."""
-    queue = deque([obj])
-    while queue:
-        cur = queue.popleft()
-        if isinstance(cur, Mapping):
-            for k in keys:
-                if k in cur and isinstance(cur[k], want) and not isinstance(cur[k], bool):
-                    return cur[k]
-            queue.extend(cur.values())
-        elif isinstance(cur, list):
-            queue.extend(cur)
-    return None
-
-
 def is_local(name: str) -> bool:
     return Path(name).expanduser().is_dir()
 
@@ -67,6 +52,7 @@ def config_files(card_meta: Mapping[str, Any], config: str | None) -> dict[str, 
     Accepts the forms the Hub accepts: a path or list of paths (all ``train``), a list of
     ``{split, path}`` entries, or a ``{split: path(s)}`` mapping.
     """
+
     def as_list(paths: Any) -> list[str]:
         return [paths] if isinstance(paths, str) else [str(p) for p in paths or []]
 
@@ -114,86 +100,21 @@ def read_dataset_files(name: str, revision: str | None = None) -> dict[str, Any]
         if text is None and not any(fname in n for n in notes):
             notes.append(f"{fname} not found in {name}")
     report = None
-    if texts[REPORT_FILE]:
+    report_text = texts[REPORT_FILE]
+    if report_text:
         try:
-            report = json.loads(texts[REPORT_FILE])
+            report = json.loads(report_text)
         except json.JSONDecodeError as exc:
             notes.append(f"build_report.json of {name} is not valid JSON ({exc.msg})")
     card_text = texts[CARD_FILE]
-    return {"card_text": card_text, "card_metadata": card_metadata(card_text or ""),
-            "build_report": report, "resolved_revision": resolved, "local_path": local, "notes": notes}
-
-
-def local_fingerprint(local: str, files: Mapping[str, list[str]]) -> str | None:
-    """sha256 over the bytes of a config's data files (sorted by split and name)."""
-    h = hashlib.sha256()
-    found = False
-    for split in sorted(files):
-        for rel in sorted(files[split]):
-            for p in sorted(Path(local).glob(rel)):
-                found = True
-                h.update(f"{split}:{p.relative_to(local)}\n".encode())
-                h.update(p.read_bytes())
-    return h.hexdigest() if found else None
-
-
-def dataset_provenance(name: str, config: str | None, revision: str | None = None,
-                       train_dataset: Any = None, *, info: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The dataset facts of ``karma_provenance.json``: where the set came from, its revision and
-    content hash, τ, the score table, S_pref and the normalised scores, and the build facts."""
-    info = info or read_dataset_files(name, revision)
-    meta, report = info["card_metadata"], info["build_report"] or {}
-    files = config_files(meta, config)
-    tau = _find(report, ("tau",), (int, float))
-    if tau is None:
-        tau = _find(meta, ("tau",), (int, float))
-    scores = _find(report, ("score_table", "scores"), dict)
-    if scores is None:
-        scores = _find(meta, ("score_table", "scores"), dict)
-    kinship = report.get("kinship") if isinstance(report.get("kinship"), Mapping) else None
-    modes = report.get("modes") if isinstance(report.get("modes"), Mapping) else {}
-    mode_report = modes.get(config) if config is not None else None
-    build = {k: report[k] for k in ("karma_hf_version", "source", "seed", "rating", "command") if k in report}
     return {
-        "name": name,
-        "config": config,
-        "mode": config,
-        "revision": revision,
-        "resolved_revision": info["resolved_revision"],
-        "local_path": info["local_path"],
-        "content_sha256": local_fingerprint(info["local_path"], files) if info["local_path"] else None,
-        "fingerprint": getattr(train_dataset, "_fingerprint", None),
-        "num_train_rows": len(train_dataset) if train_dataset is not None and hasattr(train_dataset, "__len__") else None,
-        "data_files": files or None,
-        "tau": tau,
-        "score_table": scores,
-        "s_pref": _s_pref(kinship),
-        "normalized_scores": _normalized(kinship),
-        "build": build or None,
-        "build_report_mode": mode_report,
-        "card_tags": meta.get("tags"),
-        "notes": info["notes"],
+        "card_text": card_text,
+        "card_metadata": card_metadata(card_text or ""),
+        "build_report": report,
+        "resolved_revision": resolved,
+        "local_path": local,
+        "notes": notes,
     }
-
-
-def _s_pref(kinship: Mapping[str, Any] | None) -> dict[str, float] | None:
-    """``{model: S_pref}`` from a ``Kinship.to_dict()`` (the builder's report), if present."""
-    if not kinship:
-        return None
-    values, models = kinship.get("s_pref"), kinship.get("models")
-    if isinstance(values, Mapping):
-        return {str(m): float(v) for m, v in values.items()}
-    if isinstance(values, list) and isinstance(models, list) and len(values) == len(models):
-        return {str(m): float(v) for m, v in zip(models, values)}
-    return None
-
-
-def _normalized(kinship: Mapping[str, Any] | None) -> dict[str, Any] | None:
-    """Min-max normalised scores per model (what S_pref and the cosines were computed from)."""
-    if not kinship or not isinstance(kinship.get("normalized"), Mapping):
-        return None
-    return {"benchmarks": list(kinship.get("benchmarks") or []),
-            "scores": {str(m): list(v) for m, v in kinship["normalized"].items()}}
 
 
 # ====================================================================== the reader
@@ -234,8 +155,11 @@ class KarmaSet:
 
     def declared_configs(self) -> list[str]:
         """Config names the card declares (``[]`` without a card)."""
-        return [str(c.get("config_name")) for c in self.card_metadata.get("configs") or []
-                if isinstance(c, Mapping) and c.get("config_name") is not None]
+        return [
+            str(c.get("config_name"))
+            for c in self.card_metadata.get("configs") or []
+            if isinstance(c, Mapping) and c.get("config_name") is not None
+        ]
 
     def _layout_files(self) -> dict[str, dict[str, list[str]]]:
         """``{mode: {split: [files]}}`` of a card-less local folder, by the layout alone."""
@@ -248,7 +172,8 @@ class KarmaSet:
                 m = SHARD_RE.fullmatch(shard.name)
                 if m:
                     found.setdefault(folder.name, {}).setdefault(m.group("split"), []).append(
-                        f"{folder.name}/{shard.name}")
+                        f"{folder.name}/{shard.name}"
+                    )
         return found
 
     def configs(self) -> list[str]:
@@ -265,13 +190,20 @@ class KarmaSet:
     def _check_config(self, config: str | None) -> str:
         available = self.configs()
         if not available:
-            where = "its card declares no configs" if self.info["card_text"] else (
-                self.info["notes"][0] if self.info["notes"] and self.local_path is None else
-                "no <mode>/<split>-*.parquet files and no card")
+            where = (
+                "its card declares no configs"
+                if self.info["card_text"]
+                else (
+                    self.info["notes"][0]
+                    if self.info["notes"] and self.local_path is None
+                    else "no <mode>/<split>-*.parquet files and no card"
+                )
+            )
             raise KarmaError(f"dataset {self.name}: no KARMA configs ({where})")
         if config is None:
-            raise KarmaError(f"dataset {self.name}: dataset_config (the KARMA mode) is required; "
-                             f"available: {', '.join(available)}")
+            raise KarmaError(
+                f"dataset {self.name}: dataset_config (the KARMA mode) is required; available: {', '.join(available)}"
+            )
         if config not in available:
             raise KarmaError(f"dataset {self.name} has no config {config!r}; available: {', '.join(available)}")
         return config
@@ -285,18 +217,23 @@ class KarmaSet:
         files = self.files(config)
         missing = [s for s in splits if s not in files]
         if missing:
-            raise KarmaError(f"dataset {self.name} config {config!r} has no split {missing[0]!r}; "
-                             f"available: {', '.join(files)}")
+            raise KarmaError(
+                f"dataset {self.name} config {config!r} has no split {missing[0]!r}; available: {', '.join(files)}"
+            )
         local = self.local_path
         try:
-            ds = load_dataset(str(local) if local else self.name, data_files={s: files[s] for s in splits},
-                              revision=None if local else (self.info["resolved_revision"] or self.revision))
+            ds = load_dataset(
+                str(local) if local else self.name,
+                data_files={s: files[s] for s in splits},
+                revision=None if local else (self.info["resolved_revision"] or self.revision),
+            )
         except Exception as exc:  # noqa: BLE001 - datasets raises many types; one line for the user
             raise KarmaError(f"cannot load dataset {self.name} config {config!r}: {_first_line(exc)}") from exc
         return DatasetDict({s: ds[s] for s in splits})
 
-    def read_columns(self, config: str, splits: Sequence[str] = PAIR_SPLITS,
-                     columns: Sequence[str] | None = None) -> dict[str, pa.Table]:
+    def read_columns(
+        self, config: str, splits: Sequence[str] = PAIR_SPLITS, columns: Sequence[str] | None = None
+    ) -> dict[str, pa.Table]:
         """The present ``splits`` of a config as Arrow tables (``columns`` only), split -> table."""
         import pyarrow as pa
         import pyarrow.parquet as pq
@@ -305,8 +242,10 @@ class KarmaSet:
         files = self.files(config)
         present = [s for s in splits if s in files]
         if not present:
-            raise KarmaError(f"dataset {self.name} config {config!r}: none of the splits {', '.join(splits)} "
-                             f"(has {', '.join(files) or 'none'})")
+            raise KarmaError(
+                f"dataset {self.name} config {config!r}: none of the splits {', '.join(splits)} "
+                f"(has {', '.join(files) or 'none'})"
+            )
         out: dict[str, pa.Table] = {}
         local = self.local_path
         if local is None:
@@ -329,12 +268,136 @@ class KarmaSet:
             out[split] = pa.concat_tables(parts)
         return out
 
-    def provenance(self, config: str | None, train_dataset: Any = None) -> dict[str, Any]:
-        """The dataset facts a training run records (see :func:`dataset_provenance`)."""
-        return dataset_provenance(self.name, config, self.revision, train_dataset, info=self.info)
-
 
 def _check_columns(names: Sequence[str], columns: Sequence[str] | None, where: str) -> None:
     missing = [c for c in columns or () if c not in names]
     if missing:
         raise KarmaError(f"{where}: missing column(s) {', '.join(missing)}")
+
+
+# ====================================================================== a folder about to be published
+@dataclass(frozen=True)
+class FolderPlan:
+    """What a push uploads: repo-relative POSIX paths, plus files left out and why."""
+
+    folder: Path
+    files: tuple[str, ...]
+    configs: tuple[str, ...]
+    skipped: tuple[str, ...] = field(default=())
+
+
+def scan_folder(folder: str | os.PathLike) -> FolderPlan:
+    """Check that ``folder`` is a karma dataset folder and list the files a push uploads.
+
+    Raises :class:`KarmaError` naming the first problem: missing card or report, a card whose
+    ``configs`` are missing or point at absent files, a mode folder not declared in the card, a
+    shard that is not a parquet file with the columns TRL needs, splits of one mode whose columns
+    differ (``load_dataset`` needs one schema per config), an empty shard. Files outside the layout (for
+    example plots next to the card) are not uploaded; they are listed in ``skipped``.
+    """
+    root = Path(folder)
+    if not root.is_dir():
+        raise KarmaError(f"{root}: not a folder (expected a karma dataset folder from `karma build --output`)")
+    for name in (CARD_FILE, REPORT_FILE):
+        if not (root / name).is_file():
+            raise KarmaError(f"{root}: missing {name}; not a karma dataset folder (run `karma build --output DIR`)")
+    try:
+        json.loads((root / REPORT_FILE).read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise KarmaError(f"{root / REPORT_FILE}: not valid JSON ({exc})") from None
+
+    declared = _declared_configs(root)
+    shards: list[str] = []
+    skipped: list[str] = []
+    schemas: dict[str, tuple[str, tuple[str, ...]]] = {}  # mode -> (first shard, its columns)
+    for entry in sorted(root.iterdir()):
+        if entry.name in (CARD_FILE, REPORT_FILE):
+            continue
+        if entry.is_dir() and (entry.name in declared or any(entry.glob("*.parquet"))):
+            for shard in sorted(entry.iterdir()):
+                rel = f"{entry.name}/{shard.name}"
+                m = SHARD_RE.fullmatch(shard.name)
+                if not shard.is_file() or m is None or m.group("split") not in SPLITS:
+                    raise KarmaError(
+                        f"{root / rel}: unexpected entry in a mode folder (expected "
+                        f"<split>-NNNNN-of-NNNNN.parquet with split in {', '.join(SPLITS)})"
+                    )
+                columns = _check_shard(root / rel, m.group("split"))
+                first = schemas.setdefault(entry.name, (rel, columns))
+                if first[1] != columns:
+                    raise KarmaError(
+                        f"{root / rel}: columns differ from {first[0]}; all splits of a config need "
+                        f"one schema for load_dataset (differing: "
+                        f"{', '.join(sorted(set(first[1]) ^ set(columns)))})"
+                    )
+                shards.append(rel)
+        else:
+            skipped.append(entry.name + ("/" if entry.is_dir() else ""))
+    if not shards:
+        raise KarmaError(f"{root}: no <mode>/<split>-*.parquet shards; not a karma dataset folder")
+    configs = _check_card(root, shards)
+    return FolderPlan(root, tuple([CARD_FILE, REPORT_FILE, *shards]), configs, tuple(skipped))
+
+
+def _check_shard(path: Path, split: str) -> tuple[str, ...]:
+    """The shard's column names, after checking it is parquet with the columns its split needs."""
+    import pyarrow.parquet as pq
+
+    try:
+        meta = pq.read_metadata(path)
+        names = tuple(meta.schema.to_arrow_schema().names)
+    except Exception as exc:  # pyarrow raises ArrowInvalid / OSError on truncated or foreign files
+        raise KarmaError(f"{path}: not a readable parquet file ({type(exc).__name__})") from None
+    if meta.num_rows == 0:
+        raise KarmaError(
+            f"{path}: has no rows; load_dataset cannot read an empty split (leave it out of the "
+            "folder and the card's configs)"
+        )
+    missing = [c for c in TRL_COLUMNS[split] if c not in names]
+    if missing:
+        raise KarmaError(f"{path}: missing column(s) {', '.join(missing)} needed for the {split} split")
+    return names
+
+
+def _card_meta(root: Path) -> dict:
+    text = (root / CARD_FILE).read_text(encoding="utf-8")
+    meta = card_metadata(text)
+    if not meta and text.startswith("---"):
+        raise KarmaError(f"{root / CARD_FILE}: invalid YAML metadata")
+    return meta
+
+
+def _declared_configs(root: Path) -> set[str]:
+    return {str(c.get("config_name")) for c in _card_meta(root).get("configs") or [] if isinstance(c, dict)}
+
+
+def _check_card(root: Path, shards: list[str]) -> tuple[str, ...]:
+    """The card's YAML ``configs`` must cover every mode folder and point only at shards present."""
+    meta = _card_meta(root)
+    configs = meta.get("configs")
+    if not isinstance(configs, list) or not configs:
+        raise KarmaError(f"{root / CARD_FILE}: YAML metadata has no `configs` list (one config per mode)")
+    present = set(shards)
+    declared: list[str] = []
+    for config in configs:
+        name = config.get("config_name") if isinstance(config, dict) else None
+        if not name:
+            raise KarmaError(f"{root / CARD_FILE}: a `configs` entry has no config_name")
+        declared.append(name)
+        for patterns in config_files(meta, name).values():
+            for pattern in patterns:
+                if not any(_glob_match(pattern, s) for s in present):
+                    raise KarmaError(
+                        f"{root / CARD_FILE}: config {name!r} points at {pattern}, which is not in the folder"
+                    )
+    modes = sorted({s.split("/", 1)[0] for s in shards})
+    undeclared = [m for m in modes if m not in declared]
+    if undeclared:
+        raise KarmaError(f"{root / CARD_FILE}: `configs` does not declare mode folder(s) {', '.join(undeclared)}")
+    return tuple(declared)
+
+
+def _glob_match(pattern: str, path: str) -> bool:
+    from fnmatch import fnmatchcase
+
+    return fnmatchcase(path, pattern)

@@ -58,9 +58,11 @@ SELECTORS: dict[str, Selector] = {}
 
 def selector(mode: str) -> Callable[[Selector], Selector]:
     """Register ``fn`` as the pair selector of ``mode`` (a mode registered in :mod:`karma_hf.layout`)."""
+
     def register(fn: Selector) -> Selector:
         SELECTORS[mode] = fn
         return fn
+
     return register
 
 
@@ -157,18 +159,27 @@ class Kinship:
     @classmethod
     def from_table(cls, table: ScoreTable, tau: float = DEFAULT_TAU) -> Kinship:
         """Normalise ``table`` over its models and compute S_pref and cosine kinship."""
-        return cls.from_values(table.models, table.benchmarks, table.values, tau=tau,
-                               display_names=dict(table.display_names))
+        return cls.from_values(
+            table.models, table.benchmarks, table.values, tau=tau, display_names=dict(table.display_names)
+        )
 
     @classmethod
-    def from_values(cls, models: Iterable[str], benchmarks: Iterable[str], values: Any,
-                    tau: float = DEFAULT_TAU, display_names: dict[str, str] | None = None) -> Kinship:
+    def from_values(
+        cls,
+        models: Iterable[str],
+        benchmarks: Iterable[str],
+        values: Any,
+        tau: float = DEFAULT_TAU,
+        display_names: dict[str, str] | None = None,
+    ) -> Kinship:
         models = tuple(models)
         benchmarks = tuple(benchmarks)
         values = np.asarray(values, dtype=np.float64)
         if values.shape != (len(models), len(benchmarks)):
-            raise KarmaError(f"score values have shape {values.shape}, expected "
-                             f"({len(models)} models, {len(benchmarks)} benchmarks)")
+            raise KarmaError(
+                f"score values have shape {values.shape}, expected "
+                f"({len(models)} models, {len(benchmarks)} benchmarks)"
+            )
         if not np.isfinite(values).all():
             raise KarmaError("score table contains NaN or infinite values")
         if not 0.0 <= tau <= 1.0:
@@ -176,17 +187,27 @@ class Kinship:
         if len(models) < 2:
             raise KarmaError(f"kinship needs at least 2 models, the score table has {len(models)}")
         normalized, informative = min_max_normalize(values)
-        dropped = tuple(b for b, ok in zip(benchmarks, informative) if not ok)
+        dropped = tuple(b for b, ok in zip(benchmarks, informative, strict=False) if not ok)
         if dropped:
-            warnings.warn(f"benchmark(s) {', '.join(dropped)} have the same score for every model "
-                          "and carry no information: dropped from kinship", stacklevel=2)
+            warnings.warn(
+                f"benchmark(s) {', '.join(dropped)} have the same score for every model "
+                "and carry no information: dropped from kinship",
+                stacklevel=2,
+            )
         if not informative.any():
             raise KarmaError("every benchmark has the same score for all models: kinship is undefined")
         normalized = normalized[:, informative]
-        kept = tuple(b for b, ok in zip(benchmarks, informative) if ok)
-        return cls(models=models, benchmarks=kept, normalized=normalized,
-                   s_pref=normalized.mean(axis=1), cosine=cosine_matrix(normalized), tau=float(tau),
-                   dropped_benchmarks=dropped, display_names=dict(display_names or {}))
+        kept = tuple(b for b, ok in zip(benchmarks, informative, strict=False) if ok)
+        return cls(
+            models=models,
+            benchmarks=kept,
+            normalized=normalized,
+            s_pref=normalized.mean(axis=1),
+            cosine=cosine_matrix(normalized),
+            tau=float(tau),
+            dropped_benchmarks=dropped,
+            display_names=dict(display_names or {}),
+        )
 
     # ------------------------------------------------------------------ lookups
     def _idx(self, model: str) -> int:
@@ -243,8 +264,13 @@ class Kinship:
         s1, s2 = float(self.s_pref[first]), float(self.s_pref[second])
         if s1 == s2:
             return NoPair("tie")
-        return Pair(chosen=self.models[first], rejected=self.models[second],
-                    kinship=float(self.cosine[first, second]), s_pref_chosen=s1, s_pref_rejected=s2)
+        return Pair(
+            chosen=self.models[first],
+            rejected=self.models[second],
+            kinship=float(self.cosine[first, second]),
+            s_pref_chosen=s1,
+            s_pref_rejected=s2,
+        )
 
     def global_pairs(self) -> dict[str, Pair | NoPair]:
         """The pair each kinship mode picks over the whole pool."""
@@ -259,8 +285,9 @@ class Kinship:
             "benchmarks": list(self.benchmarks),
             "dropped_benchmarks": list(self.dropped_benchmarks),
             "tau": self.tau,
-            "s_pref": {m: round(float(v), 6) for m, v in zip(self.models, self.s_pref)},
-            "normalized": {m: [round(float(x), 6) for x in row]
-                           for m, row in zip(self.models, self.normalized)},
+            "s_pref": {m: round(float(v), 6) for m, v in zip(self.models, self.s_pref, strict=False)},
+            "normalized": {
+                m: [round(float(x), 6) for x in row] for m, row in zip(self.models, self.normalized, strict=False)
+            },
             "cosine": [[round(float(x), 6) for x in row] for row in self.cosine],
         }

@@ -55,10 +55,14 @@ def unregister_mode(name: str) -> None:
 
 register_mode("score", "K_score: the two best models by S_pref that are kin (cosine >= tau)")
 register_mode("sim", "K_sim: the kin pair with the highest cosine kinship")
-register_mode("score_sim",
-              "K_(score,sim): the best model by S_pref with a kin partner, and its most similar kin partner")
-register_mode("rlaif", "baseline: best per-instance AI rating vs a seeded random strictly lower-rated completion",
-              kind="baseline")
+register_mode(
+    "score_sim", "K_(score,sim): the best model by S_pref with a kin partner, and its most similar kin partner"
+)
+register_mode(
+    "rlaif",
+    "baseline: best per-instance AI rating vs a seeded random strictly lower-rated completion",
+    kind="baseline",
+)
 
 #: The baseline mode reports compare against.
 BASELINE_MODE = "rlaif"
@@ -127,8 +131,15 @@ TRL_COLUMNS: dict[str, tuple[str, ...]] = {
 }
 #: The KARMA metadata of each pair (what the report and the training statistics read).
 PAIR_COLUMNS: tuple[str, ...] = (
-    "chosen", "rejected", "chosen_model", "rejected_model", "kinship",
-    "s_pref_chosen", "s_pref_rejected", "score_chosen", "score_rejected",
+    "chosen",
+    "rejected",
+    "chosen_model",
+    "rejected_model",
+    "kinship",
+    "s_pref_chosen",
+    "s_pref_rejected",
+    "score_chosen",
+    "score_rejected",
 )
 #: Per-row columns the training callback's kinship statistics read.
 STATS_COLUMNS: tuple[str, ...] = ("kinship", "chosen_model", "rejected_model")
@@ -139,18 +150,35 @@ def output_schema() -> pa.Schema:
     import pyarrow as pa
 
     message = pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))
-    return pa.schema([
-        ("prompt", message), ("chosen", message), ("rejected", message), ("messages", message),
-        ("prompt_id", pa.string()), ("chosen_model", pa.string()), ("rejected_model", pa.string()),
-        ("kinship", pa.float64()), ("s_pref_chosen", pa.float64()), ("s_pref_rejected", pa.float64()),
-        ("score_chosen", pa.float64()), ("score_rejected", pa.float64()), ("source", pa.string()),
-    ])
+    return pa.schema(
+        [
+            ("prompt", message),
+            ("chosen", message),
+            ("rejected", message),
+            ("messages", message),
+            ("prompt_id", pa.string()),
+            ("chosen_model", pa.string()),
+            ("rejected_model", pa.string()),
+            ("kinship", pa.float64()),
+            ("s_pref_chosen", pa.float64()),
+            ("s_pref_rejected", pa.float64()),
+            ("score_chosen", pa.float64()),
+            ("score_rejected", pa.float64()),
+            ("source", pa.string()),
+        ]
+    )
 
 
 # ------------------------------------------------------------------------------ drop reasons
 #: Why a source row produced no pair, in the order the builder tests them.
-DROP_REASONS: tuple[str, ...] = ("fewer_than_two_scored", "empty_response", "no_kin_above_tau", "tie",
-                                 "unknown_model", "malformed")
+DROP_REASONS: tuple[str, ...] = (
+    "fewer_than_two_scored",
+    "empty_response",
+    "no_kin_above_tau",
+    "tie",
+    "unknown_model",
+    "malformed",
+)
 DROP_REASON_HELP: dict[str, str] = {
     "malformed": "the row breaks the source schema (missing instruction/model, bad rating...)",
     "fewer_than_two_scored": "fewer than two completions of scored models (rlaif: of known models with a rating)",

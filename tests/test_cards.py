@@ -119,9 +119,9 @@ def test_empty_splits_and_modes_are_not_declared(built, tmp_path):
 
 def test_model_card_section(built):
     """The model card section is rendered from a run's provenance (hub_cards/model_card_section.md)."""
-    from karma_hf.karma_set import KarmaSet
+    from karma_hf.set_provenance import dataset_provenance
 
-    dataset = KarmaSet(built.output).provenance("sim")
+    dataset = dataset_provenance(str(built.output), "sim")
     prov = {"karma_hf_version": "9.9", "stage": "dpo", "dataset": {**dataset, "name": "me/karma-uf"},
             "versions": {"trl": "1.16.0"}, "world_size": 2,
             "run_config": {"model": {"model_name_or_path": "org/base"}}}

@@ -48,8 +48,10 @@ _ATX = re.compile(r"^[ \t]{0,3}#{1,6}[ \t]+\S", re.MULTILINE)
 _SETEXT = re.compile(r"^[ \t]{0,3}[^\s#>*+-].*\n[ \t]{0,3}(?:=+|-{2,})[ \t]*$", re.MULTILINE)
 _BOLD = re.compile(r"\*\*(?=\S)[^\n]+?(?<=\S)\*\*|__(?=\S)[^\n]+?(?<=\S)__")
 _REFUSAL = re.compile(
-    r"\b(?:(?:i(?:'|’)m sorry|i am sorry|i apologi[sz]e),? but|i (?:cannot|can(?:'|’)t|am unable to|(?:'|’)m unable to|"
-    r"am not able to|(?:'|’)m not able to|won(?:'|’)t be able to) (?:help|assist|answer|provide|fulfill|comply|do that)|"
+    r"\b(?:(?:i(?:'|’)m sorry|i am sorry|i apologi[sz]e),? but|"
+    r"i (?:cannot|can(?:'|’)t|am unable to|(?:'|’)m unable to|"
+    r"am not able to|(?:'|’)m not able to|won(?:'|’)t be able to) "
+    r"(?:help|assist|answer|provide|fulfill|comply|do that)|"
     r"as an ai(?: language model)?|as a responsible ai|it is not appropriate for me|"
     r"i must (?:point out|decline))",
     re.IGNORECASE,
@@ -104,8 +106,15 @@ def compare(chosen: dict[str, np.ndarray], rejected: dict[str, np.ndarray]) -> d
         n = int(c.size)
         if n == 0:
             nan = float("nan")
-            out[f] = dict(n=0, mean_chosen=nan, mean_rejected=nan, mean_diff=nan,
-                          share_chosen_more=nan, share_equal=nan, share_chosen_less=nan)
+            out[f] = dict(
+                n=0,
+                mean_chosen=nan,
+                mean_rejected=nan,
+                mean_diff=nan,
+                share_chosen_more=nan,
+                share_equal=nan,
+                share_chosen_less=nan,
+            )
             continue
         out[f] = dict(
             n=n,

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from karma_hf.analysis.style import pyplot, save
+from karma_hf.analysis.style import pyplot
 from karma_hf.kinship import Kinship, cosine_matrix
 from karma_hf.scores import CAPABILITIES
 
@@ -47,10 +47,7 @@ def capability_groups(kin: Kinship) -> dict[str, list[int]]:
 def kinship_distance(kin: Kinship, columns: list[int] | None = None) -> np.ndarray:
     """Square distance matrix: ``1 - cosine`` (``|n_i - n_j|`` for a single benchmark)."""
     vecs = kin.normalized if columns is None else kin.normalized[:, columns]
-    if vecs.shape[1] == 1:
-        dist = np.abs(vecs - vecs.T)
-    else:
-        dist = 1.0 - cosine_matrix(vecs)
+    dist = np.abs(vecs - vecs.T) if vecs.shape[1] == 1 else 1.0 - cosine_matrix(vecs)
     dist = np.clip((dist + dist.T) / 2.0, 0.0, None)
     np.fill_diagonal(dist, 0.0)
     return dist
@@ -90,8 +87,16 @@ def pca_2d(kin: Kinship) -> tuple[np.ndarray, np.ndarray]:
 
 
 # ---------------------------------------------------------------------- figures
-_OFFSETS = [(5, 4, "left"), (5, -11, "left"), (-5, 4, "right"), (-5, -11, "right"),
-            (5, 15, "left"), (5, -22, "left"), (-5, 15, "right"), (-5, -22, "right")]
+_OFFSETS = [
+    (5, 4, "left"),
+    (5, -11, "left"),
+    (-5, 4, "right"),
+    (-5, -11, "right"),
+    (5, 15, "left"),
+    (5, -22, "left"),
+    (-5, 15, "right"),
+    (-5, -22, "right"),
+]
 
 
 def _place_labels(fig, ax, coords: np.ndarray, labels: list[str], fontsize: float = 8) -> None:
@@ -100,7 +105,7 @@ def _place_labels(fig, ax, coords: np.ndarray, labels: list[str], fontsize: floa
     to_px = ax.transData.transform
     pt = fig.dpi / 72.0
     placed: list[tuple[float, float, float, float]] = []
-    for (x, y), label in sorted(zip(coords.tolist(), labels), key=lambda t: (-t[0][1], t[0][0])):
+    for (x, y), label in sorted(zip(coords.tolist(), labels, strict=False), key=lambda t: (-t[0][1], t[0][0])):
         px, py = to_px((x, y))
         w, h = 0.6 * fontsize * len(label) * pt, 1.2 * fontsize * pt
         best = None
@@ -123,8 +128,9 @@ def plot_pca(kin: Kinship) -> Figure:
     plt = pyplot()
     coords, ratio = pca_2d(kin)
     fig, ax = plt.subplots(figsize=(8, 6.5))
-    sc = ax.scatter(coords[:, 0], coords[:, 1], c=kin.s_pref, cmap="viridis", s=70,
-                    edgecolors="black", linewidths=0.5, zorder=3)
+    sc = ax.scatter(
+        coords[:, 0], coords[:, 1], c=kin.s_pref, cmap="viridis", s=70, edgecolors="black", linewidths=0.5, zorder=3
+    )
     ax.margins(0.12)
     _place_labels(fig, ax, coords, _labels(kin))
     ax.axhline(0, color="grey", lw=0.6, ls=":")
@@ -145,11 +151,18 @@ def plot_dendrograms(kin: Kinship, cut: float = DEFAULT_CUT) -> Figure:
     groups = capability_groups(kin)
     fig, axes = plt.subplots(len(groups), 1, figsize=(10, 3.6 * len(groups)), squeeze=False)
     labels = _labels(kin)
-    for ax, (name, cols) in zip(axes[:, 0], groups.items()):
+    for ax, (name, cols) in zip(axes[:, 0], groups.items(), strict=False):
         dist = kinship_distance(kin, cols)
         z = linkage_matrix(dist)
-        dendrogram(z, labels=labels, color_threshold=cut, above_threshold_color="#888888",
-                   leaf_rotation=40, leaf_font_size=8, ax=ax)
+        dendrogram(
+            z,
+            labels=labels,
+            color_threshold=cut,
+            above_threshold_color="#888888",
+            leaf_rotation=40,
+            leaf_font_size=8,
+            ax=ax,
+        )
         n_clusters = len(set(dendrogram_clusters(dist, cut)))
         ax.axhline(cut, color="red", ls=":", lw=1.2, label=f"cut at {cut} ({n_clusters} clusters)")
         benches = ", ".join(kin.benchmarks[c].removeprefix("karma_") for c in cols)
@@ -179,8 +192,7 @@ def plot_heatmap(kin: Kinship) -> Figure:
         for i in range(n):
             for j in range(n):
                 v = mat[i, j]
-                ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=6,
-                        color="white" if v < 0.6 else "black")
+                ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=6, color="white" if v < 0.6 else "black")
     ax.set_xlabel("origin model (ranked by S_pref, best first)")
     ax.set_ylabel("origin model")
     ax.set_title(f"Cosine kinship between origin models (pairs below tau = {kin.tau} are never paired)")
@@ -190,20 +202,24 @@ def plot_heatmap(kin: Kinship) -> Figure:
     return fig
 
 
-def write_plots(kin: Kinship, out_dir: str | Path, *, cut: float = DEFAULT_CUT,
-                formats: tuple[str, ...] = ("png", "svg")) -> list[Path]:
+def write_plots(
+    kin: Kinship, out_dir: str | Path, *, cut: float = DEFAULT_CUT, formats: tuple[str, ...] = ("png", "svg")
+) -> list[Path]:
     """Write ``pca``, ``dendrograms`` and ``kinship_heatmap`` in each format; return the paths."""
     plt = pyplot()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
-    figures = {"pca": plot_pca(kin), "dendrograms": plot_dendrograms(kin, cut),
-               "kinship_heatmap": plot_heatmap(kin)}
+    figures = {"pca": plot_pca(kin), "dendrograms": plot_dendrograms(kin, cut), "kinship_heatmap": plot_heatmap(kin)}
     for name, fig in figures.items():
         for fmt in formats:
             path = out / f"{name}.{fmt}"
-            fig.savefig(path, dpi=130, format=fmt,
-                        metadata={"Software": None} if fmt == "png" else {"Date": None, "Creator": None})
+            fig.savefig(
+                path,
+                dpi=130,
+                format=fmt,
+                metadata={"Software": None} if fmt == "png" else {"Date": None, "Creator": None},
+            )
             written.append(path)
         plt.close(fig)
     return written

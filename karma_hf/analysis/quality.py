@@ -60,8 +60,10 @@ class ModePairs:
         """Build from plain column lists (``chosen``/``rejected`` as message lists or strings)."""
         missing = [c for c in REQUIRED_COLUMNS if c not in cols]
         if missing:
-            raise KarmaError(f"mode {mode!r}: missing column(s) {', '.join(missing)} "
-                             f"(expected the karma-hf pair columns: {', '.join(REQUIRED_COLUMNS)})")
+            raise KarmaError(
+                f"mode {mode!r}: missing column(s) {', '.join(missing)} "
+                f"(expected the karma-hf pair columns: {', '.join(REQUIRED_COLUMNS)})"
+            )
 
         def num(name: str) -> np.ndarray:
             return np.array([np.nan if v is None else float(v) for v in cols[name]], dtype=np.float64)
@@ -72,15 +74,24 @@ class ModePairs:
             rejected_text=[last_assistant_text(m) for m in cols["rejected"]],
             chosen_model=[str(v) for v in cols["chosen_model"]],
             rejected_model=[str(v) for v in cols["rejected_model"]],
-            kinship=num("kinship"), s_pref_chosen=num("s_pref_chosen"), s_pref_rejected=num("s_pref_rejected"),
-            score_chosen=num("score_chosen"), score_rejected=num("score_rejected"),
+            kinship=num("kinship"),
+            s_pref_chosen=num("s_pref_chosen"),
+            s_pref_rejected=num("s_pref_rejected"),
+            score_chosen=num("score_chosen"),
+            score_rejected=num("score_rejected"),
             splits=dict(splits or {"all": len(cols["chosen"])}),
         )
 
 
 # --------------------------------------------------------------------------- loading
-def load_pairs(dataset: str | Path, modes: Sequence[str] | None = None, *, baseline: str | None = BASELINE,
-               splits: Sequence[str] = PAIR_SPLITS, revision: str | None = None) -> dict[str, ModePairs]:
+def load_pairs(
+    dataset: str | Path,
+    modes: Sequence[str] | None = None,
+    *,
+    baseline: str | None = BASELINE,
+    splits: Sequence[str] = PAIR_SPLITS,
+    revision: str | None = None,
+) -> dict[str, ModePairs]:
     """Load the pair splits of each mode of a KARMA set (local folder or Hub id) through :class:`KarmaSet`.
 
     ``modes=None`` means every mode present. The ``baseline`` mode is added when present.
@@ -88,14 +99,16 @@ def load_pairs(dataset: str | Path, modes: Sequence[str] | None = None, *, basel
     path = Path(dataset)
     if path.exists() and not path.is_dir():
         raise KarmaError(f"{path}: not a dataset folder (expected DIR/<mode>/<split>-*.parquet)")
-    if not path.exists() and ("/" not in str(dataset) or str(dataset).count("/") > 1
-                              or str(dataset).startswith((".", "/"))):
+    if not path.exists() and (
+        "/" not in str(dataset) or str(dataset).count("/") > 1 or str(dataset).startswith((".", "/"))
+    ):
         raise KarmaError(f"{dataset}: no such folder, and not a Hub dataset id (user/name)")
     kset = KarmaSet(dataset, revision=revision)
     available = kset.configs()
     if not available:
-        raise KarmaError(f"{dataset}: no mode folders with {'/'.join(splits)} parquet files "
-                         "(expected DIR/<mode>/<split>-*.parquet)")
+        raise KarmaError(
+            f"{dataset}: no mode folders with {'/'.join(splits)} parquet files (expected DIR/<mode>/<split>-*.parquet)"
+        )
     wanted = list(available) if not modes else list(dict.fromkeys(modes))
     unknown = [m for m in wanted if m not in available]
     if unknown:
@@ -108,8 +121,11 @@ def load_pairs(dataset: str | Path, modes: Sequence[str] | None = None, *, basel
         import pyarrow as pa
 
         table = pa.concat_tables(list(tables.values()))
-        out[mode] = ModePairs.from_columns(mode, {c: table.column(c).to_pylist() for c in REQUIRED_COLUMNS},
-                                           {s: t.num_rows for s, t in tables.items()})
+        out[mode] = ModePairs.from_columns(
+            mode,
+            {c: table.column(c).to_pylist() for c in REQUIRED_COLUMNS},
+            {s: t.num_rows for s, t in tables.items()},
+        )
     return out
 
 
@@ -118,9 +134,16 @@ def _stats(x: np.ndarray) -> dict[str, float | None]:
     x = x[np.isfinite(x)]
     if x.size == 0:
         return {"n": 0, "mean": None, "median": None, "std": None, "p10": None, "p90": None, "min": None, "max": None}
-    return {"n": int(x.size), "mean": float(x.mean()), "median": float(np.median(x)), "std": float(x.std()),
-            "p10": float(np.percentile(x, 10)), "p90": float(np.percentile(x, 90)),
-            "min": float(x.min()), "max": float(x.max())}
+    return {
+        "n": int(x.size),
+        "mean": float(x.mean()),
+        "median": float(np.median(x)),
+        "std": float(x.std()),
+        "p10": float(np.percentile(x, 10)),
+        "p90": float(np.percentile(x, 90)),
+        "min": float(x.min()),
+        "max": float(x.max()),
+    }
 
 
 def _hist(x: np.ndarray, edges: np.ndarray) -> list[int]:
@@ -154,35 +177,50 @@ def analyze_mode(p: ModePairs, *, gap_bins: np.ndarray | None = None) -> dict[st
     kin = p.kinship
     kin_finite = kin[np.isfinite(kin)]
     kmin = min(0.0, math.floor(float(kin_finite.min()) * 20) / 20) if kin_finite.size else 0.0
-    kedges = KINSHIP_EDGES[KINSHIP_EDGES >= kmin - 1e-9]
-    pair_counts = Counter(zip(p.chosen_model, p.rejected_model))
+    kedges = KINSHIP_EDGES[kmin - 1e-9 <= KINSHIP_EDGES]
+    pair_counts = Counter(zip(p.chosen_model, p.rejected_model, strict=False))
     models = sorted(set(p.chosen_model) | set(p.rejected_model))
     factors = compare(factor_arrays(p.chosen_text), factor_arrays(p.rejected_text))
     return {
         "pairs": n,
         "splits": p.splits,
         "rated_pairs": int(diff.size),
-        "rating_gap": {**_stats(gap), "share_at_least_1": float((gap >= 1 - TIE_EPS).mean()) if gap.size else None,
-                       "share_at_least_2": float((gap >= 2 - TIE_EPS).mean()) if gap.size else None,
-                       "histogram": {"edges": [float(e) for e in gap_bins], "counts": _hist(gap, gap_bins)}},
+        "rating_gap": {
+            **_stats(gap),
+            "share_at_least_1": float((gap >= 1 - TIE_EPS).mean()) if gap.size else None,
+            "share_at_least_2": float((gap >= 2 - TIE_EPS).mean()) if gap.size else None,
+            "histogram": {"edges": [float(e) for e in gap_bins], "counts": _hist(gap, gap_bins)},
+        },
         "signed_rating_diff": _stats(diff),
-        "agreement": {"agree": agree, "tie": tie, "disagree": disagree,
-                      "share_agree": agree / nr if diff.size else None, "share_tie": tie / nr if diff.size else None,
-                      "share_disagree": disagree / nr if diff.size else None},
-        "kinship": {**_stats(kin), "missing": int((~np.isfinite(kin)).sum()),
-                    "histogram": {"edges": [float(e) for e in kedges], "counts": _hist(kin, kedges)}},
+        "agreement": {
+            "agree": agree,
+            "tie": tie,
+            "disagree": disagree,
+            "share_agree": agree / nr if diff.size else None,
+            "share_tie": tie / nr if diff.size else None,
+            "share_disagree": disagree / nr if diff.size else None,
+        },
+        "kinship": {
+            **_stats(kin),
+            "missing": int((~np.isfinite(kin)).sum()),
+            "histogram": {"edges": [float(e) for e in kedges], "counts": _hist(kin, kedges)},
+        },
         "s_pref_gap": {**_stats(s_gap), "missing": int((~np.isfinite(s_gap)).sum())},
         "factors": factors,
         "model_pairs": {
             "distinct": len(pair_counts),
             "models": models,
-            "top": [{"chosen": c, "rejected": r, "count": k, "share": k / max(1, n)}
-                    for (c, r), k in sorted(pair_counts.items(), key=lambda kv: (-kv[1], kv[0]))],
+            "top": [
+                {"chosen": c, "rejected": r, "count": k, "share": k / max(1, n)}
+                for (c, r), k in sorted(pair_counts.items(), key=lambda kv: (-kv[1], kv[0]))
+            ],
         },
     }
 
 
-def quality_report(pairs: dict[str, ModePairs], *, dataset: str = "", baseline: str | None = BASELINE) -> dict[str, Any]:
+def quality_report(
+    pairs: dict[str, ModePairs], *, dataset: str = "", baseline: str | None = BASELINE
+) -> dict[str, Any]:
     """The full report dict (what ``report.json`` holds) for already loaded pairs."""
     if not pairs:
         raise KarmaError("report: no modes to analyse")
@@ -199,7 +237,8 @@ def quality_report(pairs: dict[str, ModePairs], *, dataset: str = "", baseline: 
                 continue
             g = r["rating_gap"]["mean"]
             comparison[m] = {
-                "mean_gap": g, "baseline_mean_gap": b,
+                "mean_gap": g,
+                "baseline_mean_gap": b,
                 "gap_difference": None if g is None or b is None else g - b,
                 "gap_ratio": None if g is None or not b else g / b,
                 "smaller_gap_than_baseline": None if g is None or b is None else bool(g < b),
@@ -217,8 +256,8 @@ def quality_report(pairs: dict[str, ModePairs], *, dataset: str = "", baseline: 
             "disagree": "score_chosen < score_rejected",
             "tie": "score_chosen == score_rejected",
             "s_pref_gap": "s_pref_chosen - s_pref_rejected",
-            "share_chosen_more": "share of pairs where the chosen response has more of the factor than the rejected one",
+            "share_chosen_more": (
+                "share of pairs where the chosen response has more of the factor than the rejected one"
+            ),
         },
     }
-
-

@@ -73,14 +73,29 @@ def summary_rows(report: dict[str, Any], *, top_pair: bool = True) -> list[tuple
     add("mean kinship", lambda r: _fmt(r["kinship"]["mean"], ".3f"))
     add("mean S_pref gap", lambda r: _fmt(r["s_pref_gap"]["mean"], ".3f"))
     add("chosen longer (words)", lambda r: _pct(r["factors"]["words"]["share_chosen_more"]))
-    add("mean words chosen / rejected", lambda r: f"{_fmt(r['factors']['words']['mean_chosen'], '.0f')} / {_fmt(r['factors']['words']['mean_rejected'], '.0f')}")
+    add(
+        "mean words chosen / rejected",
+        lambda r: (
+            f"{_fmt(r['factors']['words']['mean_chosen'], '.0f')} / "
+            f"{_fmt(r['factors']['words']['mean_rejected'], '.0f')}"
+        ),
+    )
     add("chosen more list items", lambda r: _pct(r["factors"]["list_items"]["share_chosen_more"]))
     add("chosen more refusal phrases", lambda r: _pct(r["factors"]["refusals"]["share_chosen_more"]))
     add("distinct model pairs", lambda r: str(r["model_pairs"]["distinct"]))
     if not top_pair:
         return rows
-    add("top pair", lambda r: (f"{r['model_pairs']['top'][0]['chosen']} > {r['model_pairs']['top'][0]['rejected']} "
-                               f"({_pct(r['model_pairs']['top'][0]['share'])})") if r["model_pairs"]["top"] else "-")
+    add(
+        "top pair",
+        lambda r: (
+            (
+                f"{r['model_pairs']['top'][0]['chosen']} > {r['model_pairs']['top'][0]['rejected']} "
+                f"({_pct(r['model_pairs']['top'][0]['share'])})"
+            )
+            if r["model_pairs"]["top"]
+            else "-"
+        ),
+    )
     return rows
 
 
@@ -92,18 +107,24 @@ def _findings(report: dict[str, Any]) -> list[str]:
         if c["gap_ratio"] is None:
             continue
         word = "smaller" if c["smaller_gap_than_baseline"] else "not smaller"
-        out.append(f"`{m}`: mean rating gap {c['mean_gap']:.2f} vs {c['baseline_mean_gap']:.2f} for `{base}` "
-                   f"({word}, ratio {c['gap_ratio']:.2f}).")
+        out.append(
+            f"`{m}`: mean rating gap {c['mean_gap']:.2f} vs {c['baseline_mean_gap']:.2f} for `{base}` "
+            f"({word}, ratio {c['gap_ratio']:.2f})."
+        )
     for m, r in report["modes"].items():
         w = r["factors"]["words"]
         if w["share_chosen_more"] is not None and not math.isnan(w["share_chosen_more"]):
-            out.append(f"`{m}`: chosen is longer in {_pct(w['share_chosen_more'])} of pairs "
-                       f"({w['mean_chosen']:.0f} vs {w['mean_rejected']:.0f} words on average)"
-                       + ("; a strong length signal (\"longer wins\")." if w["share_chosen_more"] >= 0.7 else "."))
+            out.append(
+                f"`{m}`: chosen is longer in {_pct(w['share_chosen_more'])} of pairs "
+                f"({w['mean_chosen']:.0f} vs {w['mean_rejected']:.0f} words on average)"
+                + ('; a strong length signal ("longer wins").' if w["share_chosen_more"] >= 0.7 else ".")
+            )
         a = r["agreement"]
         if m != base and a["share_disagree"] is not None:
-            out.append(f"`{m}`: the instance ratings disagree with the S_pref label in {_pct(a['share_disagree'])} "
-                       f"of pairs and tie in {_pct(a['share_tie'])}.")
+            out.append(
+                f"`{m}`: the instance ratings disagree with the S_pref label in {_pct(a['share_disagree'])} "
+                f"of pairs and tie in {_pct(a['share_tie'])}."
+            )
     return out
 
 
@@ -113,14 +134,23 @@ def render_markdown(report: dict[str, Any], figures: dict[str, str]) -> str:
     base = report.get("baseline")
     L: list[str] = []
     L.append("# karma report: Response Quality Gap and preference factors\n")
-    L.append(f"Dataset: `{report['dataset']}` · modes: {', '.join(f'`{m}`' for m in modes)}"
-             + (f" · baseline: `{base}`" if base else " · no `rlaif` baseline in this dataset")
-             + f" · karma-hf {report['karma_hf_version']}\n")
-    L.append("Pairs are the `train` and `test` splits together. Ratings are the source's own per-instance "
-             "ratings (`score_chosen`, `score_rejected`).\n")
+    L.append(
+        f"Dataset: `{report['dataset']}` · modes: {', '.join(f'`{m}`' for m in modes)}"
+        + (f" · baseline: `{base}`" if base else " · no `rlaif` baseline in this dataset")
+        + f" · karma-hf {report['karma_hf_version']}\n"
+    )
+    L.append(
+        "Pairs are the `train` and `test` splits together. Ratings are the source's own per-instance "
+        "ratings (`score_chosen`, `score_rejected`).\n"
+    )
     L.append("## Summary\n")
-    L.append(markdown_table(["metric", *(f"{m}{' (baseline)' if m == base else ''}" for m in modes)],
-                            [[label, *vals] for label, vals in summary_rows(report)], align="l" + "r" * len(modes)))
+    L.append(
+        markdown_table(
+            ["metric", *(f"{m}{' (baseline)' if m == base else ''}" for m in modes)],
+            [[label, *vals] for label, vals in summary_rows(report)],
+            align="l" + "r" * len(modes),
+        )
+    )
     L.append("")
     findings = _findings(report)
     if findings:
@@ -128,48 +158,102 @@ def render_markdown(report: dict[str, Any], figures: dict[str, str]) -> str:
         L.extend(f"- {s}" for s in findings)
         L.append("")
     L.append("## Response Quality Gap\n")
-    L.append("The KARMA paper (§1) calls the disparity in quality between the two responses of a pair the "
-             "*Response Quality Gap*: a large gap makes the preference trivial. Here it is measured as "
-             "|score_chosen − score_rejected| on the source's own ratings.\n")
+    L.append(
+        "The KARMA paper (§1) calls the disparity in quality between the two responses of a pair the "
+        "*Response Quality Gap*: a large gap makes the preference trivial. Here it is measured as "
+        "|score_chosen − score_rejected| on the source's own ratings.\n"
+    )
     L.append(f"![Response Quality Gap]({figures['rating_gap']})\n")
     gaps = [(m, report["modes"][m]["rated_pairs"], report["modes"][m]["rating_gap"]) for m in modes]
-    L.append(markdown_table(["mode", "pairs", "mean", "median", "p90", "gap ≥ 1", "gap ≥ 2"],
-                            [[m, n, _fmt(g["mean"]), _fmt(g["median"]), _fmt(g["p90"]), _pct(g["share_at_least_1"]),
-                              _pct(g["share_at_least_2"])] for m, n, g in gaps], align="l" + "r" * 6))
+    L.append(
+        markdown_table(
+            ["mode", "pairs", "mean", "median", "p90", "gap ≥ 1", "gap ≥ 2"],
+            [
+                [
+                    m,
+                    n,
+                    _fmt(g["mean"]),
+                    _fmt(g["median"]),
+                    _fmt(g["p90"]),
+                    _pct(g["share_at_least_1"]),
+                    _pct(g["share_at_least_2"]),
+                ]
+                for m, n, g in gaps
+            ],
+            align="l" + "r" * 6,
+        )
+    )
     L.append("")
     L.append("### Agreement of instance ratings with the label\n")
-    L.append("*Agree*: the chosen response was also rated higher by the source. For `rlaif` this holds by "
-             "construction (chosen is picked by those ratings, ties dropped); for kinship modes the label "
-             "comes from S_pref alone, so agreement is an independent check.\n")
+    L.append(
+        "*Agree*: the chosen response was also rated higher by the source. For `rlaif` this holds by "
+        "construction (chosen is picked by those ratings, ties dropped); for kinship modes the label "
+        "comes from S_pref alone, so agreement is an independent check.\n"
+    )
     L.append(f"![Agreement]({figures['agreement']})\n")
     agreement = [(m, report["modes"][m]["agreement"]) for m in modes]
-    L.append(markdown_table(["mode", "agree", "tie", "disagree"],
-                            [[m, *(f"{a[k]} ({_pct(a['share_' + k])})" for k in ("agree", "tie", "disagree"))]
-                             for m, a in agreement], align="lrrr"))
+    L.append(
+        markdown_table(
+            ["mode", "agree", "tie", "disagree"],
+            [[m, *(f"{a[k]} ({_pct(a['share_' + k])})" for k in ("agree", "tie", "disagree"))] for m, a in agreement],
+            align="lrrr",
+        )
+    )
     L.append("")
     L.append("## Kinship and S_pref gap\n")
     L.append(f"![Kinship and S_pref gap]({figures['kinship']})\n")
     kin_rows = []
     for m in modes:
         k, s = report["modes"][m]["kinship"], report["modes"][m]["s_pref_gap"]
-        kin_rows.append([m, _fmt(k["mean"], ".3f"), _fmt(k["min"], ".3f"), _fmt(s["mean"], ".3f"),
-                         _fmt(s["median"], ".3f"), max(k["missing"], s["missing"])])
-    L.append(markdown_table(["mode", "mean kinship", "min kinship", "mean S_pref gap", "median S_pref gap",
-                             "pairs with an unscored model"], kin_rows, align="l" + "r" * 5))
+        kin_rows.append(
+            [
+                m,
+                _fmt(k["mean"], ".3f"),
+                _fmt(k["min"], ".3f"),
+                _fmt(s["mean"], ".3f"),
+                _fmt(s["median"], ".3f"),
+                max(k["missing"], s["missing"]),
+            ]
+        )
+    L.append(
+        markdown_table(
+            [
+                "mode",
+                "mean kinship",
+                "min kinship",
+                "mean S_pref gap",
+                "median S_pref gap",
+                "pairs with an unscored model",
+            ],
+            kin_rows,
+            align="l" + "r" * 5,
+        )
+    )
     L.append("")
-    L.append("A negative S_pref gap means the chosen model is the weaker one by benchmarks (possible only for `rlaif`, "
-             "whose label comes from the per-instance rating). Pairs with a model that has no benchmark scores "
-             "(e.g. `ultralm-65b`) have no kinship or S_pref and are left out of these statistics.")
+    L.append(
+        "A negative S_pref gap means the chosen model is the weaker one by benchmarks (possible only for `rlaif`, "
+        "whose label comes from the per-instance rating). Pairs with a model that has no benchmark scores "
+        "(e.g. `ultralm-65b`) have no kinship or S_pref and are left out of these statistics."
+    )
     L.append("")
     L.append("## Factors: what does the chosen response have more of?\n")
-    L.append("Surface factors in the spirit of PROFILE, counted with regular expressions (see "
-             "`karma_hf/factors.py`). If chosen has more of a factor in most pairs, a model trained on the set "
-             "can learn that factor (e.g. \"longer wins\") instead of quality.\n")
+    L.append(
+        "Surface factors in the spirit of PROFILE, counted with regular expressions (see "
+        "`karma_hf/factors.py`). If chosen has more of a factor in most pairs, a model trained on the set "
+        'can learn that factor (e.g. "longer wins") instead of quality.\n'
+    )
     L.append(f"![Factors]({figures['factors']})\n")
     L.append("Share of pairs where chosen has more of the factor (mean chosen − rejected in brackets):\n")
-    factor_rows = [[FACTOR_LABELS[f], *(f"{_pct(x['share_chosen_more'])} ({_fmt(x['mean_diff'], '+.2f')})"
-                                         for x in (report["modes"][m]["factors"][f] for m in modes))]
-                   for f in FACTORS]
+    factor_rows = [
+        [
+            FACTOR_LABELS[f],
+            *(
+                f"{_pct(x['share_chosen_more'])} ({_fmt(x['mean_diff'], '+.2f')})"
+                for x in (report["modes"][m]["factors"][f] for m in modes)
+            ),
+        ]
+        for f in FACTORS
+    ]
     L.append(markdown_table(["factor", *modes], factor_rows, align="l" + "r" * len(modes)))
     L.append("")
     L.append("## Model pairs\n")
@@ -211,9 +295,15 @@ def default_out_dir(dataset: str | Path) -> Path:
     return p / "report" if p.exists() else Path(f"karma-report-{str(dataset).replace('/', '--')}")
 
 
-def run_report(dataset: str | Path, *, modes: Sequence[str] | None = None, out: str | Path | None = None,
-               baseline: str | None = BASELINE, splits: Sequence[str] = PAIR_SPLITS,
-               revision: str | None = None) -> ReportResult:
+def run_report(
+    dataset: str | Path,
+    *,
+    modes: Sequence[str] | None = None,
+    out: str | Path | None = None,
+    baseline: str | None = BASELINE,
+    splits: Sequence[str] = PAIR_SPLITS,
+    revision: str | None = None,
+) -> ReportResult:
     """Load, analyse and write the report for a dataset folder or Hub id (the ``karma report`` API)."""
     pairs = load_pairs(dataset, modes, baseline=baseline, splits=splits, revision=revision)
     report = quality_report(pairs, dataset=str(dataset), baseline=baseline)

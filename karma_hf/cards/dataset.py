@@ -29,8 +29,13 @@ DATASET_TEMPLATE = "dataset_card.md"
 
 def size_category(n: int) -> str:
     """The Hub's ``size_categories`` bucket for ``n`` rows."""
-    for limit, label in ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"),
-                         (1_000_000, "100K<n<1M"), (10_000_000, "1M<n<10M")):
+    for limit, label in (
+        (1_000, "n<1K"),
+        (10_000, "1K<n<10K"),
+        (100_000, "10K<n<100K"),
+        (1_000_000, "100K<n<1M"),
+        (10_000_000, "1M<n<10M"),
+    ):
         if n < limit:
             return label
     return "10M<n<100M"
@@ -53,15 +58,24 @@ def dataset_card_metadata(report: dict[str, Any], *, license: str | None = None)
         present = [s for s in SPLITS if info["splits"][s] > 0]  # empty splits are not written
         if not present:
             continue
-        configs.append({"config_name": mode,
-                        "data_files": [{"split": s, "path": f"{mode}/{shard_name(s)}"} for s in present]})
-        sizes = info.get("bytes", {})
-        splits = [{"name": s, "num_bytes": int(sizes.get(s, {}).get("num_bytes", 0)),
-                   "num_examples": int(info["splits"][s])} for s in present]
+        configs.append(
+            {"config_name": mode, "data_files": [{"split": s, "path": f"{mode}/{shard_name(s)}"} for s in present]}
+        )
+        sizes: dict[str, dict[str, int]] = info.get("bytes", {})
+        splits: list[dict[str, Any]] = [
+            {"name": s, "num_bytes": int(sizes.get(s, {}).get("num_bytes", 0)), "num_examples": int(info["splits"][s])}
+            for s in present
+        ]
         total = max(total, info["kept"])
-        infos.append({"config_name": mode, "features": copy.deepcopy(features), "splits": splits,
-                      "download_size": sum(int(v.get("download_size", 0)) for v in sizes.values()),
-                      "dataset_size": sum(sp["num_bytes"] for sp in splits)})
+        infos.append(
+            {
+                "config_name": mode,
+                "features": copy.deepcopy(features),
+                "splits": splits,
+                "download_size": sum(int(v.get("download_size", 0)) for v in sizes.values()),
+                "dataset_size": sum(int(sp["num_bytes"]) for sp in splits),
+            }
+        )
     hub_source = source_id.count("/") == 1 and not Path(source_id).exists()
     return {
         "license": license or known_license(source_id) or "other",
@@ -81,8 +95,14 @@ def _pretty_name(report: dict[str, Any]) -> str:
     return f"KARMA kin-pair preferences from {name}"
 
 
-def render_dataset_card(report: dict[str, Any], *, table: ScoreTable | None = None,
-                        repo_id: str | None = None, license: str | None = None, note: str | None = None) -> DatasetCard:
+def render_dataset_card(
+    report: dict[str, Any],
+    *,
+    table: ScoreTable | None = None,
+    repo_id: str | None = None,
+    license: str | None = None,
+    note: str | None = None,
+) -> DatasetCard:
     """Render the dataset card of a build from its report (and score table, for the table)."""
     from huggingface_hub import DatasetCard, DatasetCardData
 
@@ -137,12 +157,20 @@ def _rating_help(source_format: str, rating: str) -> str:
 def _score_fallback(report: dict[str, Any]) -> str:
     kin = report["kinship"]
     rows = [[f"`{m}`", *(f"{x:.3f}" for x in vals)] for m, vals in kin["normalized"].items()]
-    return "Normalised scores:\n\n" + markdown_table(["model", *kin["benchmarks"]], rows,
-                                                     align="l" + "r" * len(kin["benchmarks"]))
+    return "Normalised scores:\n\n" + markdown_table(
+        ["model", *kin["benchmarks"]], rows, align="l" + "r" * len(kin["benchmarks"])
+    )
 
 
-def write_dataset_card(output: str | Path, report: dict[str, Any], *, table: ScoreTable | None = None,
-                       repo_id: str | None = None, license: str | None = None, note: str | None = None) -> Path:
+def write_dataset_card(
+    output: str | Path,
+    report: dict[str, Any],
+    *,
+    table: ScoreTable | None = None,
+    repo_id: str | None = None,
+    license: str | None = None,
+    note: str | None = None,
+) -> Path:
     """Render the card and write it to ``output/README.md``; return the path. ``note``: a Markdown
     paragraph shown under the title (e.g. "synthetic data")."""
     card = render_dataset_card(report, table=table, repo_id=repo_id, license=license, note=note)

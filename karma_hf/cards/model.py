@@ -38,9 +38,14 @@ def _score_markdown(table: Mapping[str, Any]) -> str | None:
     return markdown_table(["model", *benches], rows, align="l" + "r" * len(benches))
 
 
-def render_model_card_section(provenance: Mapping[str, Any], *, dataset_name: str | None = None,
-                              dataset_config: str | None = None, batch_rows: int = 0,
-                              batch_kinship_mean: float | None = None) -> str:
+def render_model_card_section(
+    provenance: Mapping[str, Any],
+    *,
+    dataset_name: str | None = None,
+    dataset_config: str | None = None,
+    batch_rows: int = 0,
+    batch_kinship_mean: float | None = None,
+) -> str:
     """The Markdown section (markers included) for a model trained on a KARMA set."""
     from jinja2 import Template
 
@@ -49,31 +54,57 @@ def render_model_card_section(provenance: Mapping[str, Any], *, dataset_name: st
     v = p.get("versions") or {}
     name = d.get("name") or dataset_name
     base = ((p.get("run_config") or {}).get("model") or {}).get("model_name_or_path")
-    facts = [("base model", base), ("dataset", name), ("mode", d.get("config")), ("revision", d.get("revision")),
-             ("resolved revision", d.get("resolved_revision")), ("content sha256", d.get("content_sha256")),
-             ("fingerprint", d.get("fingerprint")), ("train rows", d.get("num_train_rows")), ("tau", d.get("tau")),
-             ("world size", p.get("world_size")),
-             ("versions", ", ".join(f"{k} {val}" for k, val in v.items() if val))]
+    facts = [
+        ("base model", base),
+        ("dataset", name),
+        ("mode", d.get("config")),
+        ("revision", d.get("revision")),
+        ("resolved revision", d.get("resolved_revision")),
+        ("content sha256", d.get("content_sha256")),
+        ("fingerprint", d.get("fingerprint")),
+        ("train rows", d.get("num_train_rows")),
+        ("tau", d.get("tau")),
+        ("world size", p.get("world_size")),
+        ("versions", ", ".join(f"{k} {val}" for k, val in v.items() if val)),
+    ]
     facts_md = markdown_table(["fact", "value"], [(k, "" if val is None else f"`{val}`") for k, val in facts])
     table = d.get("score_table")
     score_table = _score_markdown(table) if isinstance(table, Mapping) else None
     s_pref = d.get("s_pref") or {}
-    s_pref_md = (markdown_table(["model", "S_pref"], [(m, f"{val:.4f}") for m, val in
-                                                      sorted(s_pref.items(), key=lambda kv: -kv[1])], align="lr")
-                 if s_pref else None)
+    s_pref_md = (
+        markdown_table(
+            ["model", "S_pref"],
+            [(m, f"{val:.4f}") for m, val in sorted(s_pref.items(), key=lambda kv: -kv[1])],
+            align="lr",
+        )
+        if s_pref
+        else None
+    )
     mode_report = d.get("build_report_mode") or {}
     text = (hub_cards_dir() / MODEL_SECTION_TEMPLATE).read_text(encoding="utf-8")
-    return Template(text, keep_trailing_newline=True).render(
-        version=p.get("karma_hf_version", ""), stage=p.get("stage") or "trainer", dataset=name,
-        mode=d.get("config") or dataset_config, mode_help=mode_report.get("description"), facts=facts_md,
-        score_table=score_table,
-        scores_source=table.get("source") if isinstance(table, Mapping) and not score_table else None,
-        s_pref_table=s_pref_md, batch_rows=batch_rows, batch_kinship_mean=batch_kinship_mean,
-        provenance_file=PROVENANCE_FILE).strip()
+    return (
+        Template(text, keep_trailing_newline=True)
+        .render(
+            version=p.get("karma_hf_version", ""),
+            stage=p.get("stage") or "trainer",
+            dataset=name,
+            mode=d.get("config") or dataset_config,
+            mode_help=mode_report.get("description"),
+            facts=facts_md,
+            score_table=score_table,
+            scores_source=table.get("source") if isinstance(table, Mapping) and not score_table else None,
+            s_pref_table=s_pref_md,
+            batch_rows=batch_rows,
+            batch_kinship_mean=batch_kinship_mean,
+            provenance_file=PROVENANCE_FILE,
+        )
+        .strip()
+    )
 
 
-def update_model_card(folder: str | Path, section: str, *, hub_dataset: str | None = None,
-                      create: bool = True) -> Path | None:
+def update_model_card(
+    folder: str | Path, section: str, *, hub_dataset: str | None = None, create: bool = True
+) -> Path | None:
     """Put ``section`` into ``folder/README.md`` (replacing an earlier one); add tags and the dataset.
 
     Without a card: write a minimal one when ``create``, else do nothing and return None.

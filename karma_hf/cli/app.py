@@ -72,6 +72,17 @@ def main(argv: list[str] | None = None) -> None:
     sys.exit(rv if isinstance(rv, int) else 0)
 
 
-for _command in (kinship.kinship, kinship.plot, build.build_cmd, hub.push, report.report_cmd, report.quickstart_cmd,
-                 train.train_group, train.compare, eval.eval_cmd, eval.tasks_path_cmd, eval.data_group):
+for _command in (
+    kinship.kinship,
+    kinship.plot,
+    build.build_cmd,
+    hub.push,
+    report.report_cmd,
+    report.quickstart_cmd,
+    train.train_group,
+    train.compare,
+    eval.eval_cmd,
+    eval.tasks_path_cmd,
+    eval.data_group,
+):
     cli.add_command(_command)

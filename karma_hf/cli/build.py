@@ -10,39 +10,106 @@ from karma_hf.cli.common import CONTEXT_SETTINGS, load_table, score_options
 
 
 @click.command("build", context_settings=CONTEXT_SETTINGS)
-@click.option("--source", default="openbmb/UltraFeedback", show_default=True, metavar="HUB_ID|PATH",
-              help="Response dataset: Hub id, or a local .parquet/.jsonl/.arrow file or save_to_disk folder.")
-@click.option("--source-format", "--source_format", "source_format", default="auto", show_default=True,
-              metavar="NAME", help="Source schema (a module of karma_hf.sources, e.g. ultrafeedback); "
-                                   "auto = detected from the columns.")
-@click.option("--revision", default=None, metavar="REV",
-              help="Hub revision (default for openbmb/UltraFeedback: the pinned overall_score-fix revision).")
+@click.option(
+    "--source",
+    default="openbmb/UltraFeedback",
+    show_default=True,
+    metavar="HUB_ID|PATH",
+    help="Response dataset: Hub id, or a local .parquet/.jsonl/.arrow file or save_to_disk folder.",
+)
+@click.option(
+    "--source-format",
+    "--source_format",
+    "source_format",
+    default="auto",
+    show_default=True,
+    metavar="NAME",
+    help="Source schema (a module of karma_hf.sources, e.g. ultrafeedback); auto = detected from the columns.",
+)
+@click.option(
+    "--revision",
+    default=None,
+    metavar="REV",
+    help="Hub revision (default for openbmb/UltraFeedback: the pinned overall_score-fix revision).",
+)
 @click.option("--split", "source_split", default="train", show_default=True, help="Split of the source to read.")
 @score_options
-@click.option("--modes", default=None, metavar="M1,M2",
-              help="Comma-separated modes (default: all registered: score, sim, score_sim (KARMA) and rlaif "
-                   "(instance-rating baseline)).")
-@click.option("--tau", type=click.FloatRange(0.0, 1.0), default=0.1, show_default=True,
-              help="Kinship threshold: pairs with cosine below it are never paired.")
+@click.option(
+    "--modes",
+    default=None,
+    metavar="M1,M2",
+    help="Comma-separated modes (default: all registered: score, sim, score_sim (KARMA) and rlaif "
+    "(instance-rating baseline)).",
+)
+@click.option(
+    "--tau",
+    type=click.FloatRange(0.0, 1.0),
+    default=0.1,
+    show_default=True,
+    help="Kinship threshold: pairs with cosine below it are never paired.",
+)
 @click.option("--seed", type=int, default=42, show_default=True, help="Seed of the test split and rlaif draws.")
-@click.option("--test-size", "--test_size", "test_size", default="2000", show_default=True, metavar="N|FRACTION",
-              help="Distinct prompts held out as the test split of every mode (or a fraction in (0, 1)).")
-@click.option("--rating", default="aspects", show_default=True,
-              help="Per-instance rating (rlaif, score_* columns); UltraFeedback: aspects (mean of the 4 aspect "
-                   "ratings) or overall_score.")
-@click.option("--ignore-unknown-models", is_flag=True,
-              help="Skip (and count) completions of models missing from the score table instead of failing.")
+@click.option(
+    "--test-size",
+    "--test_size",
+    "test_size",
+    default="2000",
+    show_default=True,
+    metavar="N|FRACTION",
+    help="Distinct prompts held out as the test split of every mode (or a fraction in (0, 1)).",
+)
+@click.option(
+    "--rating",
+    default="aspects",
+    show_default=True,
+    help="Per-instance rating (rlaif, score_* columns); UltraFeedback: aspects (mean of the 4 aspect "
+    "ratings) or overall_score.",
+)
+@click.option(
+    "--ignore-unknown-models",
+    is_flag=True,
+    help="Skip (and count) completions of models missing from the score table instead of failing.",
+)
 @click.option("--strict", is_flag=True, help="Fail on the first malformed row instead of counting it.")
-@click.option("--num-proc", "--num_proc", "num_proc", type=click.IntRange(1, None), default=None,
-              help="Processes for parsing.")
-@click.option("--output", "--out", "-o", "output", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="Output folder: <mode>/<split>-00000-of-00001.parquet, README.md, build_report.json.")
-@click.option("--overwrite", is_flag=True, help="Replace a previous build in --output (only once the new one is "
-                                                 "complete).")
+@click.option(
+    "--num-proc", "--num_proc", "num_proc", type=click.IntRange(1, None), default=None, help="Processes for parsing."
+)
+@click.option(
+    "--output",
+    "--out",
+    "-o",
+    "output",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Output folder: <mode>/<split>-00000-of-00001.parquet, README.md, build_report.json.",
+)
+@click.option(
+    "--overwrite", is_flag=True, help="Replace a previous build in --output (only once the new one is complete)."
+)
 @click.option("--push-to", default=None, metavar="USER/NAME", help="Publish the folder to this Hub dataset repo.")
 @click.option("--private", is_flag=True, help="With --push-to: create the repo as private.")
-def build_cmd(source, source_format, revision, source_split, scores, benchmarks, allow_missing, aliases, modes, tau,
-              seed, test_size, rating, ignore_unknown_models, strict, num_proc, output, overwrite, push_to, private):
+def build_cmd(
+    source,
+    source_format,
+    revision,
+    source_split,
+    scores,
+    benchmarks,
+    allow_missing,
+    aliases,
+    modes,
+    tau,
+    seed,
+    test_size,
+    rating,
+    ignore_unknown_models,
+    strict,
+    num_proc,
+    output,
+    overwrite,
+    push_to,
+    private,
+):
     """Multi-model responses -> kin-pair preference sets (one config per mode) + card.
 
     \b
@@ -62,17 +129,35 @@ def build_cmd(source, source_format, revision, source_split, scores, benchmarks,
     try:
         size: int | float = float(test_size) if any(c in test_size for c in ".eE") else int(test_size)
     except ValueError:
-        raise click.BadParameter(f"{test_size!r} is neither a count nor a fraction", param_hint="--test-size") from None
+        raise click.BadParameter(
+            f"{test_size!r} is neither a count nor a fraction", param_hint="--test-size"
+        ) from None
     if push_to:
         from karma_hf.hub import normalize_repo_id
 
         push_to = normalize_repo_id(push_to)
-    config = BuildConfig(source=str(source), source_format=source_format, revision=revision, split=source_split,
-                         scores=tuple(scores), benchmarks=tuple(benchmarks), allow_missing=allow_missing,
-                         aliases=aliases, modes=modes or registered_modes(), tau=tau, seed=seed, test_size=size,
-                         rating=rating, ignore_unknown_models=ignore_unknown_models, strict=strict,
-                         num_proc=num_proc, output=str(output), overwrite=overwrite, push_to=push_to,
-                         private=private)
+    config = BuildConfig(
+        source=str(source),
+        source_format=source_format,
+        revision=revision,
+        split=source_split,
+        scores=tuple(scores),
+        benchmarks=tuple(benchmarks),
+        allow_missing=allow_missing,
+        aliases=aliases,
+        modes=modes or registered_modes(),
+        tau=tau,
+        seed=seed,
+        test_size=size,
+        rating=rating,
+        ignore_unknown_models=ignore_unknown_models,
+        strict=strict,
+        num_proc=num_proc,
+        output=str(output),
+        overwrite=overwrite,
+        push_to=push_to,
+        private=private,
+    )
     table = load_table(scores, benchmarks, allow_missing, aliases)
     result = run_build(config, table=table, progress=True, repo_id=push_to)
     console = Console(stderr=False)
@@ -82,12 +167,17 @@ def build_cmd(source, source_format, revision, source_split, scores, benchmarks,
     if malformed:
         first = malformed[0]
         count = next(iter(result.report["modes"].values()))["dropped"]["malformed"]
-        click.echo(f"note: {count} malformed row(s) dropped, e.g. row {first['row']}: {first['reason']} "
-                   "(all in build_report.json; --strict makes them an error)", err=True)
+        click.echo(
+            f"note: {count} malformed row(s) dropped, e.g. row {first['row']}: {first['reason']} "
+            "(all in build_report.json; --strict makes them an error)",
+            err=True,
+        )
     skipped = result.report["skipped_completions"]["unknown_model"]
     if skipped:
-        click.echo("note: skipped completions of unknown models: "
-                   + ", ".join(f"{k} ({v})" for k, v in skipped.items()), err=True)
+        click.echo(
+            "note: skipped completions of unknown models: " + ", ".join(f"{k} ({v})" for k, v in skipped.items()),
+            err=True,
+        )
     click.echo(f"wrote {output}/ ({', '.join(result.modes)}; README.md, build_report.json)")
     if push_to:
         from karma_hf.hub import push_folder

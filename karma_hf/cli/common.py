@@ -15,23 +15,41 @@ def csv_list(value: str | None) -> list[str] | None:
 
 def score_options(f):
     """Options shared by every command that reads a score table."""
-    f = click.option("--aliases", "aliases", type=click.Path(dir_okay=False),
-                     help="JSON object mapping score-table model names to the dataset's model names.")(f)
-    f = click.option("--allow-missing", is_flag=True,
-                     help="Drop a benchmark (for all models, with a warning) when some model lacks it.")(f)
-    f = click.option("--benchmark", "benchmarks", multiple=True, metavar="TASK[:METRIC]",
-                     help="lm-eval task (and metric key) to read instead of the six karma tasks; repeatable.")(f)
-    f = click.option("--scores", "scores", multiple=True, required=True, metavar="SPEC",
-                     help="Preset name (ultrafeedback-paper), CSV file, lm-eval results folder or file, "
-                          "or NAME=PATH; repeatable.")(f)
+    f = click.option(
+        "--aliases",
+        "aliases",
+        type=click.Path(dir_okay=False),
+        help="JSON object mapping score-table model names to the dataset's model names.",
+    )(f)
+    f = click.option(
+        "--allow-missing",
+        is_flag=True,
+        help="Drop a benchmark (for all models, with a warning) when some model lacks it.",
+    )(f)
+    f = click.option(
+        "--benchmark",
+        "benchmarks",
+        multiple=True,
+        metavar="TASK[:METRIC]",
+        help="lm-eval task (and metric key) to read instead of the six karma tasks; repeatable.",
+    )(f)
+    f = click.option(
+        "--scores",
+        "scores",
+        multiple=True,
+        required=True,
+        metavar="SPEC",
+        help="Preset name (ultrafeedback-paper), CSV file, lm-eval results folder or file, or NAME=PATH; repeatable.",
+    )(f)
     return f
 
 
 def load_table(scores, benchmarks, allow_missing, aliases):
     from karma_hf.scores import load_scores
 
-    table = load_scores(list(scores), benchmarks=list(benchmarks) or None, allow_missing=allow_missing,
-                        aliases=aliases)
+    table = load_scores(
+        list(scores), benchmarks=list(benchmarks) or None, allow_missing=allow_missing, aliases=aliases
+    )
     for note in table.notes:
         click.echo(note if note.startswith("warning:") else f"note: {note}", err=True)
     return table
@@ -48,5 +66,3 @@ def kinship_of(table, tau):
     for w in caught:
         click.echo(f"warning: {w.message}", err=True)
     return kin
-
-

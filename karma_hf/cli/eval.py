@@ -22,23 +22,44 @@ def tasks_path_cmd() -> None:
     click.echo(str(tasks_dir()))
 
 
-@click.command("eval", context_settings={**CONTEXT_SETTINGS, "ignore_unknown_options": True,
-                                       "allow_extra_args": True})
+@click.command("eval", context_settings={**CONTEXT_SETTINGS, "ignore_unknown_options": True, "allow_extra_args": True})
 @click.option("--model", default="hf", show_default=True, help="lm-eval model type.")
-@click.option("--model_args", "--model-args", "model_args", multiple=True, metavar="ARGS",
-              help="lm-eval model arguments, e.g. pretrained=org/name,dtype=bfloat16; repeat for several "
-                   "models (one results file each).")
-@click.option("--models-file", "--models_file", "models_file", type=click.Path(dir_okay=False),
-              help="File with one model_args string (or model path / Hub id) per line.")
-@click.option("--tasks", default="karma", show_default=True,
-              help="karma tasks / groups (karma, karma-knowledge, karma-reasoning, karma-instruction, "
-                   "karma_*), comma separated; lm-eval task names work too.")
-@click.option("--output_path", "--output-path", "output_path", type=click.Path(file_okay=False),
-              default="karma-results", show_default=True,
-              help="Results folder (lm-eval layout: <model>/results_<date>.json).")
+@click.option(
+    "--model_args",
+    "--model-args",
+    "model_args",
+    multiple=True,
+    metavar="ARGS",
+    help="lm-eval model arguments, e.g. pretrained=org/name,dtype=bfloat16; repeat for several "
+    "models (one results file each).",
+)
+@click.option(
+    "--models-file",
+    "--models_file",
+    "models_file",
+    type=click.Path(dir_okay=False),
+    help="File with one model_args string (or model path / Hub id) per line.",
+)
+@click.option(
+    "--tasks",
+    default="karma",
+    show_default=True,
+    help="karma tasks / groups (karma, karma-knowledge, karma-reasoning, karma-instruction, "
+    "karma_*), comma separated; lm-eval task names work too.",
+)
+@click.option(
+    "--output_path",
+    "--output-path",
+    "output_path",
+    type=click.Path(file_okay=False),
+    default="karma-results",
+    show_default=True,
+    help="Results folder (lm-eval layout: <model>/results_<date>.json).",
+)
 @click.pass_context
-def eval_cmd(ctx: click.Context, model: str, model_args: tuple[str, ...], models_file: str | None,
-             tasks: str, output_path: str) -> None:
+def eval_cmd(
+    ctx: click.Context, model: str, model_args: tuple[str, ...], models_file: str | None, tasks: str, output_path: str
+) -> None:
     """Evaluate models on the karma_* benchmarks with lm-eval; other options go to `lm_eval run`.
 
     \b
@@ -55,8 +76,9 @@ def eval_cmd(ctx: click.Context, model: str, model_args: tuple[str, ...], models
     def announce(i: int, n: int, margs: str) -> None:
         click.echo(f"[karma eval] model {i + 1}/{n}: {model} {margs}", err=True)
 
-    files = evaluate_models(models, model=model, tasks=tasks, output_path=output_path,
-                            extra_args=list(ctx.args), on_model=announce)
+    files = evaluate_models(
+        models, model=model, tasks=tasks, output_path=output_path, extra_args=list(ctx.args), on_model=announce
+    )
     for path in files:
         click.echo(f"wrote {path}")
     click.echo(f"next:  karma kinship --scores {output_path}")
@@ -68,12 +90,20 @@ def data_group() -> None:
 
 
 @data_group.command("download")
-@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="Folder to write; then export KARMA_DATA_DIR=<this folder>.")
-@click.option("--source", "sources", multiple=True,
-              type=click.Choice(["ifeval", "mmlu", "mmlu_pro", "arc_easy", "arc_challenge", "hellaswag"]),
-              # = karma_hf.evaluation.data.SOURCES (kept literal so the CLI imports nothing extra)
-              help="Only these sources (repeatable; default all six).")
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder to write; then export KARMA_DATA_DIR=<this folder>.",
+)
+@click.option(
+    "--source",
+    "sources",
+    multiple=True,
+    type=click.Choice(["ifeval", "mmlu", "mmlu_pro", "arc_easy", "arc_challenge", "hellaswag"]),
+    # = karma_hf.evaluation.data.SOURCES (kept literal so the CLI imports nothing extra)
+    help="Only these sources (repeatable; default all six).",
+)
 @click.option("--revision", default=None, help="Hub revision of every source.")
 def data_download_cmd(out: Path, sources: tuple[str, ...], revision: str | None) -> None:
     """Save the six benchmark sources from the Hub in the KARMA_DATA_DIR layout (needs network).
@@ -98,4 +128,3 @@ def data_download_cmd(out: Path, sources: tuple[str, ...], revision: str | None)
 
         download(out, sources=keys, revision=revision, on_split=done)
     click.echo(f"export KARMA_DATA_DIR={out.resolve()}")
-

@@ -12,8 +12,9 @@ from karma_hf.cli.common import CONTEXT_SETTINGS
 # --- hub ---
 @click.command("push", context_settings=CONTEXT_SETTINGS)
 @click.argument("folder", type=click.Path(path_type=Path))
-@click.option("--repo", "repo_id", required=True, metavar="USER/NAME",
-              help="Dataset repo to publish to (created if missing).")
+@click.option(
+    "--repo", "repo_id", required=True, metavar="USER/NAME", help="Dataset repo to publish to (created if missing)."
+)
 @click.option("--private", is_flag=True, help="Create the repo as private (ignored if it already exists).")
 @click.option("--revision", default=None, metavar="BRANCH", help="Branch to commit to (created from main if missing).")
 @click.option("--message", "-m", "commit_message", default=None, help="Commit message.")
@@ -27,8 +28,9 @@ def push(folder: Path, repo_id: str, private: bool, revision: str | None, commit
     from karma_hf.hub import push_folder, scan_folder
 
     plan = scan_folder(folder)
-    result = push_folder(folder, repo_id, private=private, revision=revision, token=None,
-                         commit_message=commit_message)
+    result = push_folder(
+        folder, repo_id, private=private, revision=revision, token=None, commit_message=commit_message
+    )
     where = f"datasets/{result.repo_id}@{result.revision}"
     configs = f"{len(plan.configs)} configs: {', '.join(plan.configs)}"
     if result.changed:
@@ -36,9 +38,9 @@ def push(folder: Path, repo_id: str, private: bool, revision: str | None, commit
     else:
         click.echo(f"unchanged: {where} already holds these {len(result.files)} files ({configs}); no commit made")
     click.echo(f"commit: {result}")
-    click.echo(f'load:   datasets.load_dataset("{result.repo_id}", "{plan.configs[0]}"'
-               + (f', revision="{revision}")' if revision else ")"))
+    click.echo(
+        f'load:   datasets.load_dataset("{result.repo_id}", "{plan.configs[0]}"'
+        + (f', revision="{revision}")' if revision else ")")
+    )
     if plan.skipped:
         click.echo(f"not pushed (outside the karma layout): {', '.join(plan.skipped)}")
-
-

@@ -11,10 +11,14 @@ from karma_hf.cli.common import kinship_of, load_table, score_options
 
 @click.command()
 @score_options
-@click.option("--tau", type=click.FloatRange(0.0, 1.0), default=0.1, show_default=True,
-              help="Kinship threshold: pairs with cosine below it are never paired.")
-@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table",
-              show_default=True)
+@click.option(
+    "--tau",
+    type=click.FloatRange(0.0, 1.0),
+    default=0.1,
+    show_default=True,
+    help="Kinship threshold: pairs with cosine below it are never paired.",
+)
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True)
 @click.option("--output", type=click.Path(dir_okay=False, writable=True), help="Write to this file.")
 def kinship(scores, benchmarks, allow_missing, aliases, tau, fmt, output):
     """Score table -> S_pref ranking, cosine kinship matrix, and the pair each mode picks.
@@ -54,21 +58,25 @@ def kinship(scores, benchmarks, allow_missing, aliases, tau, fmt, output):
 @score_options
 @click.option("--out", "out", type=click.Path(file_okay=False), required=True, help="Output folder.")
 @click.option("--tau", type=click.FloatRange(0.0, 1.0), default=0.1, show_default=True)
-@click.option("--cut", type=click.FloatRange(0.0, 2.0), default=0.4, show_default=True,
-              help="Dendrogram distance at which clusters are cut and coloured.")
+@click.option(
+    "--cut",
+    type=click.FloatRange(0.0, 2.0),
+    default=0.4,
+    show_default=True,
+    help="Dendrogram distance at which clusters are cut and coloured.",
+)
 @click.option("--formats", default="png,svg", show_default=True, help="Comma-separated: png, svg, pdf.")
 def plot(scores, benchmarks, allow_missing, aliases, out, tau, cut, formats):
     """PCA map, kinship dendrograms per capability (cut at 0.4), and the kinship heatmap."""
     fmts = tuple(f.strip() for f in formats.split(",") if f.strip())
     bad = [f for f in fmts if f not in ("png", "svg", "pdf")]
     if bad or not fmts:
-        raise click.BadParameter(f"unsupported format(s) {', '.join(bad) or formats!r}; use png, svg, pdf",
-                                 param_hint="--formats")
+        raise click.BadParameter(
+            f"unsupported format(s) {', '.join(bad) or formats!r}; use png, svg, pdf", param_hint="--formats"
+        )
     table = load_table(scores, benchmarks, allow_missing, aliases)
     kin = kinship_of(table, tau)
     from karma_hf.analysis.kinship_plots import write_plots
 
     for path in write_plots(kin, out, cut=cut, formats=fmts):
         click.echo(str(path))
-
-

@@ -16,14 +16,30 @@ def kinship_payload(table: ScoreTable, kin: Kinship) -> dict[str, Any]:
     """Everything ``karma kinship --format json`` prints: table, ranking, matrix, global pairs."""
     pairs = {}
     for mode, res in kin.global_pairs().items():
-        pairs[mode] = ({"pair": None, "reason": res.reason} if isinstance(res, NoPair) else
-                       {"chosen": res.chosen, "rejected": res.rejected, "kinship": round(res.kinship, 6),
-                        "s_pref_chosen": round(res.s_pref_chosen, 6),
-                        "s_pref_rejected": round(res.s_pref_rejected, 6)})
-    below = [[a, b, round(float(kin.cosine[i, j]), 6)] for i, a in enumerate(kin.models)
-             for j, b in enumerate(kin.models) if i < j and kin.cosine[i, j] < kin.tau]
-    return {"scores": table.to_dict(), "kinship": kin.to_dict(), "ranking": kin.ranking(),
-            "pairs": pairs, "not_kin": below}
+        pairs[mode] = (
+            {"pair": None, "reason": res.reason}
+            if isinstance(res, NoPair)
+            else {
+                "chosen": res.chosen,
+                "rejected": res.rejected,
+                "kinship": round(res.kinship, 6),
+                "s_pref_chosen": round(res.s_pref_chosen, 6),
+                "s_pref_rejected": round(res.s_pref_rejected, 6),
+            }
+        )
+    below = [
+        [a, b, round(float(kin.cosine[i, j]), 6)]
+        for i, a in enumerate(kin.models)
+        for j, b in enumerate(kin.models)
+        if i < j and kin.cosine[i, j] < kin.tau
+    ]
+    return {
+        "scores": table.to_dict(),
+        "kinship": kin.to_dict(),
+        "ranking": kin.ranking(),
+        "pairs": pairs,
+        "not_kin": below,
+    }
 
 
 def kinship_json(table: ScoreTable, kin: Kinship) -> str:
@@ -34,12 +50,18 @@ def kinship_csv(kin: Kinship) -> str:
     """One row per model: rank, S_pref, normalised scores, then its cosine with every model."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["rank", "model", "s_pref", *(f"norm:{b}" for b in kin.benchmarks),
-                *(f"cos:{m}" for m in kin.models)])
+    w.writerow(["rank", "model", "s_pref", *(f"norm:{b}" for b in kin.benchmarks), *(f"cos:{m}" for m in kin.models)])
     for rank, m in enumerate(kin.ranking(), start=1):
         i = kin.index[m]
-        w.writerow([rank, m, f"{kin.s_pref[i]:.6f}", *(f"{v:.6f}" for v in kin.normalized[i]),
-                    *(f"{v:.6f}" for v in kin.cosine[i])])
+        w.writerow(
+            [
+                rank,
+                m,
+                f"{kin.s_pref[i]:.6f}",
+                *(f"{v:.6f}" for v in kin.normalized[i]),
+                *(f"{v:.6f}" for v in kin.cosine[i]),
+            ]
+        )
     return buf.getvalue()
 
 
@@ -60,12 +82,17 @@ def kinship_renderables(table: ScoreTable, kin: Kinship) -> list[Any]:
         ranking.add_column(_short(b), justify="right", no_wrap=True)
     for r, m in enumerate(kin.ranking(), start=1):
         i = table.models.index(m)
-        ranking.add_row(str(r), kin.display_names.get(m, m), f"{kin.s_pref_of(m):.2f}",
-                        *(f"{v:.4g}" for v in table.values[i]))
+        ranking.add_row(
+            str(r), kin.display_names.get(m, m), f"{kin.s_pref_of(m):.2f}", *(f"{v:.4g}" for v in table.values[i])
+        )
 
     order = kin.ranking()
-    matrix = Table(title=f"Cosine kinship x 100 (tau = {kin.tau}; [red]red[/] = not kin); columns = ranks",
-                   box=box.SIMPLE_HEAD, padding=(0, 0), pad_edge=False)
+    matrix = Table(
+        title=f"Cosine kinship x 100 (tau = {kin.tau}; [red]red[/] = not kin); columns = ranks",
+        box=box.SIMPLE_HEAD,
+        padding=(0, 0),
+        pad_edge=False,
+    )
     matrix.add_column("model", no_wrap=True, style="bold")
     for r in range(1, len(order) + 1):
         matrix.add_column(str(r), justify="right", min_width=4, no_wrap=True)
@@ -84,9 +111,14 @@ def kinship_renderables(table: ScoreTable, kin: Kinship) -> list[Any]:
         if isinstance(res, NoPair):
             pairs.add_row(mode, f"(none: {res.reason})", "", "", "", "")
         else:
-            pairs.add_row(mode, kin.display_names.get(res.chosen, res.chosen),
-                          kin.display_names.get(res.rejected, res.rejected), f"{res.kinship:.3f}",
-                          f"{res.s_pref_chosen:.3f}", f"{res.s_pref_rejected:.3f}")
+            pairs.add_row(
+                mode,
+                kin.display_names.get(res.chosen, res.chosen),
+                kin.display_names.get(res.rejected, res.rejected),
+                f"{res.kinship:.3f}",
+                f"{res.s_pref_chosen:.3f}",
+                f"{res.s_pref_rejected:.3f}",
+            )
     legend = "\n".join(f"  {m}: {mode_help(m)}" for m in kin.global_pairs() if m in SELECTORS)
     return [ranking, matrix, pairs, legend]
 
@@ -96,8 +128,10 @@ def build_summary(report: dict[str, Any], *, top: int = 3) -> list[Any]:
     from rich.table import Table
 
     modes = report["modes"]
-    counts = Table(title=f"karma build: {report['source']['rows']} source rows "
-                         f"(tau {report['tau']}, seed {report['seed']}, rating {report['rating']})")
+    counts = Table(
+        title=f"karma build: {report['source']['rows']} source rows "
+        f"(tau {report['tau']}, seed {report['seed']}, rating {report['rating']})"
+    )
     counts.add_column("rows", style="bold")
     for mode in modes:
         counts.add_column(mode, justify="right")
@@ -115,8 +149,7 @@ def build_summary(report: dict[str, Any], *, top: int = 3) -> list[Any]:
     for mode, info in modes.items():
         for i, p in enumerate(info["top_pairs"][:top]):
             share = p["count"] / info["kept"] if info["kept"] else 0.0
-            pairs.add_row(mode if i == 0 else "", f"{p['chosen']} > {p['rejected']}", str(p["count"]),
-                          f"{share:.1%}")
+            pairs.add_row(mode if i == 0 else "", f"{p['chosen']} > {p['rejected']}", str(p["count"]), f"{share:.1%}")
         if not info["top_pairs"]:
             pairs.add_row(mode, "[dim](no pairs)[/]", "0", "")
     return [counts, pairs]
@@ -127,13 +160,15 @@ def report_summary(report: dict[str, Any]):
     from rich.table import Table
 
     base = report.get("baseline")
-    t = Table(title="Response Quality Gap and preference factors", title_justify="left",
-              caption=f"{base}* = baseline (chosen by the per-instance ratings)" if base else None,
-              caption_justify="left")
+    t = Table(
+        title="Response Quality Gap and preference factors",
+        title_justify="left",
+        caption=f"{base}* = baseline (chosen by the per-instance ratings)" if base else None,
+        caption_justify="left",
+    )
     t.add_column("metric", style="bold", no_wrap=True)
     for m in report["modes"]:
-        t.add_column(f"{m}*" if m == base else m, justify="right", no_wrap=True,
-                     style="red" if m == base else None)
+        t.add_column(f"{m}*" if m == base else m, justify="right", no_wrap=True, style="red" if m == base else None)
     from karma_hf.analysis.report import summary_rows
 
     for label, vals in summary_rows(report, top_pair=False):
@@ -155,8 +190,13 @@ def print_quickstart(res: Any, console: Any) -> None:
     for m, v in modes.items():
         dropped = "\n".join(f"{n} {k}" for k, n in v["dropped"].items() if n) or "-"
         gap = res.report["modes"].get(m, {}).get("rating_gap", {}).get("mean")
-        t.add_row(m + ("*" if m == "rlaif" else ""), str(v["splits"]["train"]), str(v["splits"]["test"]),
-                  dropped, "-" if gap is None else f"{gap:.2f}")
+        t.add_row(
+            m + ("*" if m == "rlaif" else ""),
+            str(v["splits"]["train"]),
+            str(v["splits"]["test"]),
+            dropped,
+            "-" if gap is None else f"{gap:.2f}",
+        )
     t.caption = "rlaif* = baseline; mean gap = mean |rating gap| (source ratings, chosen vs rejected)"
     t.caption_justify = "left"
     console.print(t)
@@ -167,8 +207,10 @@ def print_quickstart(res: Any, console: Any) -> None:
     sim_gap = res.report["modes"].get("sim", {}).get("rating_gap", {}).get("mean")
     base_gap = res.report["modes"].get("rlaif", {}).get("rating_gap", {}).get("mean")
     if sim_gap is not None and base_gap is not None:
-        console.print(f"\nKinship pairs have a smaller Response Quality Gap: mean |rating gap| {sim_gap:.2f} (sim) "
-                      f"vs {base_gap:.2f} (rlaif). The sample is synthetic; see the report for what this means.")
+        console.print(
+            f"\nKinship pairs have a smaller Response Quality Gap: mean |rating gap| {sim_gap:.2f} (sim) "
+            f"vs {base_gap:.2f} (rlaif). The sample is synthetic; see the report for what this means."
+        )
     d = res.dataset_dir
     files = Table(show_header=False, box=None, padding=(0, 2))
     files.add_column(no_wrap=True)
@@ -182,13 +224,17 @@ def print_quickstart(res: Any, console: Any) -> None:
     console.print(files)
     console.print("\n[bold]Next[/bold]")
     for cmd, what in (
-        (f'python -c "import datasets; print(datasets.load_dataset(\'{d}\', \'sim\'))"', "load a preference set"),
+        (f"python -c \"import datasets; print(datasets.load_dataset('{d}', 'sim'))\"", "load a preference set"),
         (f"karma report {d} --modes sim,score", "re-run the report on chosen modes"),
         (f"karma push {d} --repo you/karma-uf-sample", "publish all four configs + card in one Hub commit"),
-        (f"karma train dpo --config recipes/qwen2.5-3b-instruct/dpo.yaml --dataset_name {d} --dataset_config sim",
-         "train with TRL (needs a GPU for real models)"),
-        ("karma build --source openbmb/UltraFeedback --scores ultrafeedback-paper --output karma-uf",
-         "the real thing: all 64k instructions"),
+        (
+            f"karma train dpo --config recipes/qwen2.5-3b-instruct/dpo.yaml --dataset_name {d} --dataset_config sim",
+            "train with TRL (needs a GPU for real models)",
+        ),
+        (
+            "karma build --source openbmb/UltraFeedback --scores ultrafeedback-paper --output karma-uf",
+            "the real thing: all 64k instructions",
+        ),
     ):
         console.print(f"  [dim]# {what}[/dim]")
         console.print(f"  [cyan]{cmd}[/cyan]", soft_wrap=True)

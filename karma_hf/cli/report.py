@@ -9,22 +9,26 @@ import click
 from karma_hf.cli.common import csv_list
 
 
-# --- report + quickstart ---
-def csv_list(value: str | None) -> list[str] | None:
-    return [v.strip() for v in value.split(",") if v.strip()] if value else None
-
-
 @click.command("report")
 @click.argument("dataset", metavar="DATASET_DIR_OR_HUB_ID")
-@click.option("--modes", default=None, metavar="M1,M2",
-              help="Modes to analyse (default: every mode in the dataset). The baseline is always added when present.")
+@click.option(
+    "--modes",
+    default=None,
+    metavar="M1,M2",
+    help="Modes to analyse (default: every mode in the dataset). The baseline is always added when present.",
+)
 @click.option("--baseline", default="rlaif", show_default=True, help="Mode shown side by side as the baseline.")
 @click.option("--splits", default="train,test", show_default=True, help="Pair splits to pool.")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Output folder (default: DATASET_DIR/report, or ./karma-report-<user>--<name> for a Hub id).")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Output folder (default: DATASET_DIR/report, or ./karma-report-<user>--<name> for a Hub id).",
+)
 @click.option("--revision", default=None, help="Hub revision (Hub ids only).")
-def report_cmd(dataset: str, modes: str | None, baseline: str, splits: str, out: Path | None,
-               revision: str | None) -> None:
+def report_cmd(
+    dataset: str, modes: str | None, baseline: str, splits: str, out: Path | None, revision: str | None
+) -> None:
     """Response Quality Gap, rating agreement, kinship and factor differences per mode vs the baseline.
 
     \b
@@ -38,15 +42,26 @@ def report_cmd(dataset: str, modes: str | None, baseline: str, splits: str, out:
 
     console = Console()
     with console.status(f"analysing {dataset} ..."):
-        res = run_report(dataset, modes=csv_list(modes), out=out, baseline=baseline,
-                         splits=csv_list(splits) or ("train", "test"), revision=revision)
+        res = run_report(
+            dataset,
+            modes=csv_list(modes),
+            out=out,
+            baseline=baseline,
+            splits=csv_list(splits) or ("train", "test"),
+            revision=revision,
+        )
     console.print(report_summary(res.report))
     console.print(f"report:  {res.markdown}\njson:    {res.json}\nfigures: {res.figures[0].parent}/")
 
 
 @click.command("quickstart")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("karma-quickstart"),
-              show_default=True, help="Folder for the dataset, card, plots and report.")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("karma-quickstart"),
+    show_default=True,
+    help="Folder for the dataset, card, plots and report.",
+)
 def quickstart_cmd(out: Path) -> None:
     """Run the whole method offline on the embedded (synthetic) UltraFeedback sample.
 
@@ -61,5 +76,3 @@ def quickstart_cmd(out: Path) -> None:
 
     console = Console()
     print_quickstart(run_quickstart(out, console=console), console)
-
-

@@ -8,7 +8,6 @@ import click
 
 from karma_hf.cli.common import CONTEXT_SETTINGS
 
-
 _TRAIN_HELP_TAIL = """
     \b
     Every field of TRL's ScriptArguments (dataset_name, dataset_config = the KARMA mode,
@@ -25,9 +24,12 @@ _TRAIN_HELP_TAIL = """
 
 
 def _train_command(stage: str, summary: str) -> click.Command:
-    @click.command(stage, context_settings={**CONTEXT_SETTINGS, "ignore_unknown_options": True,
-                                            "allow_extra_args": True},
-                   help=summary + "\n" + _TRAIN_HELP_TAIL.format(stage=stage), short_help=summary)
+    @click.command(
+        stage,
+        context_settings={**CONTEXT_SETTINGS, "ignore_unknown_options": True, "allow_extra_args": True},
+        help=summary + "\n" + _TRAIN_HELP_TAIL.format(stage=stage),
+        short_help=summary,
+    )
     @click.option("--list-fields", is_flag=True, help="Print every accepted field (TRL's parser help) and exit.")
     @click.pass_context
     def command(ctx: click.Context, list_fields: bool) -> None:
@@ -82,12 +84,20 @@ def train_group() -> None:
 
 @click.command("compare")
 @click.argument("run_dirs", nargs=-1, type=click.Path(path_type=Path))
-@click.option("--baseline", type=click.Path(path_type=Path), default=None,
-              help="Run to mark as baseline (e.g. the RLAIF-trained run); deltas are against it.")
-@click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Write the bar chart (PNG/SVG/PDF by suffix).")
-@click.option("--format", "fmt", type=click.Choice(["table", "markdown", "json"]), default="table",
-              show_default=True)
+@click.option(
+    "--baseline",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Run to mark as baseline (e.g. the RLAIF-trained run); deltas are against it.",
+)
+@click.option(
+    "--plot",
+    "plot_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write the bar chart (PNG/SVG/PDF by suffix).",
+)
+@click.option("--format", "fmt", type=click.Choice(["table", "markdown", "json"]), default="table", show_default=True)
 def compare(run_dirs: tuple[Path, ...], baseline: Path | None, plot_path: Path | None, fmt: str) -> None:
     """Karma-task scores of trained runs side by side, grouped by KARMA mode (paper Fig. 5/6).
 
@@ -114,5 +124,3 @@ def compare(run_dirs: tuple[Path, ...], baseline: Path | None, plot_path: Path |
         click.echo(f"note: {note}", err=True)
     if plot_path is not None:
         click.echo(f"wrote {plot_comparison(cmp, plot_path)}")
-
-

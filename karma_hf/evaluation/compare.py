@@ -66,13 +66,25 @@ class Comparison:
         return self.value(run, bench) - self.value(base, bench)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"benchmarks": self.benchmarks, "notes": self.notes,
-                "runs": [{"run_dir": str(r.run_dir), "label": r.label, "mode": r.mode, "stage": r.stage,
-                          "base_model": r.base_model, "baseline": r.is_baseline,
-                          "scores": {c: self.value(r, c) for c in self.columns},
-                          "delta_vs_baseline": {c: self.delta(r, c) for c in self.columns}
-                          if self.baseline is not None and not r.is_baseline else None}
-                         for r in self.runs]}
+        return {
+            "benchmarks": self.benchmarks,
+            "notes": self.notes,
+            "runs": [
+                {
+                    "run_dir": str(r.run_dir),
+                    "label": r.label,
+                    "mode": r.mode,
+                    "stage": r.stage,
+                    "base_model": r.base_model,
+                    "baseline": r.is_baseline,
+                    "scores": {c: self.value(r, c) for c in self.columns},
+                    "delta_vs_baseline": {c: self.delta(r, c) for c in self.columns}
+                    if self.baseline is not None and not r.is_baseline
+                    else None,
+                }
+                for r in self.runs
+            ],
+        }
 
     def to_markdown(self) -> str:
         rows = []
@@ -105,12 +117,16 @@ def load_run(run_dir: str | Path, *, is_baseline: bool = False) -> RunScores:
         raise KarmaError(f"run directory not found: {run_dir}")
     eval_dir = run_dir / "karma_eval"
     if not eval_dir.is_dir():
-        raise KarmaError(f"{run_dir}: no karma_eval/ folder; train with --karma_eval_tasks karma "
-                         "(or run `lm_eval ... --output_path RUN_DIR/karma_eval`)")
+        raise KarmaError(
+            f"{run_dir}: no karma_eval/ folder; train with --karma_eval_tasks karma "
+            "(or run `lm_eval ... --output_path RUN_DIR/karma_eval`)"
+        )
     table = load_scores(str(eval_dir), allow_missing=True)
     if len(table.models) != 1:
-        raise KarmaError(f"{eval_dir}: results of {len(table.models)} models ({', '.join(table.models)}); "
-                         "expected the one trained model")
+        raise KarmaError(
+            f"{eval_dir}: results of {len(table.models)} models ({', '.join(table.models)}); "
+            "expected the one trained model"
+        )
     prov = _provenance(run_dir)
     dataset = prov.get("dataset") or {}
     model = ((prov.get("run_config") or {}).get("model") or {}).get("model_name_or_path")
@@ -177,8 +193,16 @@ def plot_comparison(cmp: Comparison, path: str | Path, *, title: str | None = No
             color = blues(0.45 + 0.5 * (k / max(len(others) - 1, 1)))
             hatch, k = None, k + 1
             label = f"{r.label} — {MODE_LABELS.get(r.mode or '', r.mode or '?')}"
-        ax.bar(x - 0.4 + width * (i + 0.5), vals, width, color=color, hatch=hatch,
-               edgecolor="white" if not r.is_baseline else "#7f1d1d", linewidth=0.6, label=label)
+        ax.bar(
+            x - 0.4 + width * (i + 0.5),
+            vals,
+            width,
+            color=color,
+            hatch=hatch,
+            edgecolor="white" if not r.is_baseline else "#7f1d1d",
+            linewidth=0.6,
+            label=label,
+        )
     ax.set_xticks(x, [c.removeprefix("karma_") for c in cols], rotation=20, ha="right")
     ax.set_ylabel("score (task metric)")
     ax.set_xlabel("karma benchmark")

@@ -101,14 +101,18 @@ def require_local(root: Path, key: str) -> dict[str, Path]:
     """The split files of source ``key`` under ``root``; KarmaError naming the first missing one."""
     src = get_source(key)
     if not root.is_dir():
-        raise KarmaError(f"{DATA_DIR_ENV}={root} is not a directory; create it with "
-                         f"`karma data download --out {root}` or unset {DATA_DIR_ENV} to read the Hub")
+        raise KarmaError(
+            f"{DATA_DIR_ENV}={root} is not a directory; create it with "
+            f"`karma data download --out {root}` or unset {DATA_DIR_ENV} to read the Hub"
+        )
     files = {split: src.file(root, split) for split in src.splits}
     for split, path in files.items():
         if not path.is_file():
-            raise KarmaError(f"{DATA_DIR_ENV}={root} is missing {path} (the local copy of "
-                             f"{src.describe()}, split {split}); write it with "
-                             f"`karma data download --out {root}` or unset {DATA_DIR_ENV}")
+            raise KarmaError(
+                f"{DATA_DIR_ENV}={root} is missing {path} (the local copy of "
+                f"{src.describe()}, split {split}); write it with "
+                f"`karma data download --out {root}` or unset {DATA_DIR_ENV}"
+            )
     return files
 
 
@@ -130,9 +134,14 @@ def save_split(dataset: Any, path: Path) -> int:
     return len(dataset)
 
 
-def download(out: str | Path, *, sources: Iterable[str] | None = None, revision: str | None = None,
-             load: Loader | None = None,
-             on_split: Callable[[Source, str, int, Path], None] | None = None) -> dict[str, dict[str, int]]:
+def download(
+    out: str | Path,
+    *,
+    sources: Iterable[str] | None = None,
+    revision: str | None = None,
+    load: Loader | None = None,
+    on_split: Callable[[Source, str, int, Path], None] | None = None,
+) -> dict[str, dict[str, int]]:
     """Save the benchmark sources under ``out`` in the ``KARMA_DATA_DIR`` layout.
 
     ``load(source, split, revision)`` returns one split as a ``datasets.Dataset``; the

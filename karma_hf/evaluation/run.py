@@ -62,8 +62,10 @@ def karma_task_index(folder: Path | None = None) -> KarmaTaskIndex:
         cfg = entry.cfg or {}
         if "group" in cfg:
             members = cfg.get("task") or []
-            groups[name] = [m if isinstance(m, str) else m.get("task") or m.get("group")
-                            for m in ([members] if isinstance(members, str) else members)]
+            groups[name] = [
+                m if isinstance(m, str) else m.get("task") or m.get("group")
+                for m in ([members] if isinstance(members, str) else members)
+            ]
         elif "task" in cfg:
             tasks[name] = (cfg.get("dataset_kwargs") or {}).get("karma_source", "")
     return KarmaTaskIndex(tasks, groups)
@@ -95,8 +97,10 @@ def _resolve_tasks(names: list[str], index: KarmaTaskIndex) -> list[str]:
         members = set(index.leaves(group)) | set(index.groups[group])
         overlap = sorted(members & set(selected))
         if overlap:  # lm-eval would stop with "Duplicate task"
-            raise KarmaError(f"--tasks selects the group {group!r} and its member {overlap[0]!r}; "
-                             "use 'karma_*' for the six tasks, or group names alone")
+            raise KarmaError(
+                f"--tasks selects the group {group!r} and its member {overlap[0]!r}; "
+                "use 'karma_*' for the six tasks, or group names alone"
+            )
     if foreign:
         _check_lm_eval_tasks(foreign, index)
     return sorted(set(leaves))
@@ -110,8 +114,10 @@ def _check_lm_eval_tasks(names: list[str], index: KarmaTaskIndex) -> None:
     unknown = [n for n in names if not n.endswith(".yaml") and not manager.match_tasks([n])]
     unknown += [n for n in names if n.endswith(".yaml") and not Path(n).is_file()]
     if unknown:
-        raise KarmaError(f"unknown task {unknown[0]!r}: not a karma task or group "
-                         f"({', '.join(index.names)}) nor an lm-eval task (see `lm_eval ls tasks`)")
+        raise KarmaError(
+            f"unknown task {unknown[0]!r}: not a karma task or group "
+            f"({', '.join(index.names)}) nor an lm-eval task (see `lm_eval ls tasks`)"
+        )
 
 
 def _model_args_dict(model_args: str) -> dict[str, str]:
@@ -139,8 +145,11 @@ def check_model(model_args: str) -> str:
     if not pretrained:
         raise KarmaError(f"--model_args {model_args!r} has no pretrained=<path or Hub id>")
     path = Path(pretrained).expanduser()
-    looks_local = (pretrained.startswith(("/", "./", "../", "~", ".\\")) or pretrained.count("/") > 1
-                   or not _HUB_ID.match(pretrained))
+    looks_local = (
+        pretrained.startswith(("/", "./", "../", "~", ".\\"))
+        or pretrained.count("/") > 1
+        or not _HUB_ID.match(pretrained)
+    )
     if path.exists():
         if not path.is_dir():
             raise KarmaError(f"model path {pretrained} is a file; pass the model folder")
@@ -152,8 +161,9 @@ def check_model(model_args: str) -> str:
 
         cached = try_to_load_from_cache(pretrained, "config.json", revision=args.get("revision"))
         if not isinstance(cached, str):
-            raise KarmaError(f"model {pretrained!r} is neither a local folder nor in the Hub cache, "
-                             "and HF_HUB_OFFLINE is set")
+            raise KarmaError(
+                f"model {pretrained!r} is neither a local folder nor in the Hub cache, and HF_HUB_OFFLINE is set"
+            )
     return pretrained
 
 
@@ -161,13 +171,25 @@ def _check_extra_args(extra_args: Sequence[str]) -> None:
     for arg in extra_args:
         option = arg.split("=", 1)[0].replace("-", "_").replace("__", "--", 1)
         if option in _OWN_OPTIONS:
-            raise KarmaError(f"{arg.split('=', 1)[0]} is set by karma eval itself; use its own option "
-                             "(or call `lm_eval run --include_path \"$(karma tasks-path)\"` directly)")
+            raise KarmaError(
+                f"{arg.split('=', 1)[0]} is set by karma eval itself; use its own option "
+                '(or call `lm_eval run --include_path "$(karma tasks-path)"` directly)'
+            )
 
 
 #: Launcher variables a child lm-eval process must not inherit (it would try to join the job).
-_DIST_ENV = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "GROUP_RANK", "ROLE_RANK",
-             "ROLE_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT", "GROUP_WORLD_SIZE")
+_DIST_ENV = (
+    "RANK",
+    "WORLD_SIZE",
+    "LOCAL_RANK",
+    "LOCAL_WORLD_SIZE",
+    "GROUP_RANK",
+    "ROLE_RANK",
+    "ROLE_WORLD_SIZE",
+    "MASTER_ADDR",
+    "MASTER_PORT",
+    "GROUP_WORLD_SIZE",
+)
 _UNRECOGNIZED = re.compile(r"unrecognized arguments: (?P<args>.+)$")
 
 
@@ -177,8 +199,9 @@ def _child_env() -> dict[str, str]:
 
 def _run_lm_eval(argv: list[str]) -> None:
     """``lm_eval run ARGV`` in a child process; its stderr streams through, its verdict is ours."""
-    proc = subprocess.Popen([sys.executable, "-m", "lm_eval", *argv], env=_child_env(), stderr=subprocess.PIPE,
-                            text=True, errors="replace")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "lm_eval", *argv], env=_child_env(), stderr=subprocess.PIPE, text=True, errors="replace"
+    )
     tail: list[str] = []
 
     def pump() -> None:
@@ -214,11 +237,19 @@ def _new_results(output_path: Path, since: float) -> list[Path]:
     return sorted(found, key=lambda p: p.stat().st_mtime)
 
 
-def evaluate_models(model_args_list: Sequence[str], *, model: str = "hf",
-                    tasks: str | Sequence[str] = ("karma",), output_path: str | Path,
-                    limit: float | None = None, batch_size: int | str | None = None,
-                    device: str | None = None, apply_chat_template: bool = False,
-                    extra_args: Sequence[str] = (), on_model=None) -> list[Path]:
+def evaluate_models(
+    model_args_list: Sequence[str],
+    *,
+    model: str = "hf",
+    tasks: str | Sequence[str] = ("karma",),
+    output_path: str | Path,
+    limit: float | None = None,
+    batch_size: int | str | None = None,
+    device: str | None = None,
+    apply_chat_template: bool = False,
+    extra_args: Sequence[str] = (),
+    on_model=None,
+) -> list[Path]:
     """Evaluate each ``model_args`` string (e.g. ``"pretrained=org/name,dtype=bfloat16"``).
 
     Returns the lm-eval results files written, one per model, in order. ``extra_args`` are
@@ -229,8 +260,9 @@ def evaluate_models(model_args_list: Sequence[str], *, model: str = "hf",
         raise KarmaError("no model given: pass --model_args (repeatable) or --models-file")
     output = Path(output_path).expanduser().resolve()
     if output.suffix == ".json":
-        raise KarmaError(f"--output_path {output_path} must be a folder (one results file per model "
-                         "is written under it)")
+        raise KarmaError(
+            f"--output_path {output_path} must be a folder (one results file per model is written under it)"
+        )
     names = split_tasks(tasks)
     if not names:
         raise KarmaError("--tasks is empty")
@@ -252,9 +284,11 @@ def evaluate_models(model_args_list: Sequence[str], *, model: str = "hf",
     if root is not None and leaves:
         missing = missing_files(root, sorted({index.tasks[t] for t in leaves}))
         if missing:
-            raise KarmaError(f"{DATA_DIR_ENV}={root} is missing {missing[0]}"
-                             + (f" (and {len(missing) - 1} more files)" if len(missing) > 1 else "")
-                             + f"; write the copies with `karma data download --out {root}`")
+            raise KarmaError(
+                f"{DATA_DIR_ENV}={root} is missing {missing[0]}"
+                + (f" (and {len(missing) - 1} more files)" if len(missing) > 1 else "")
+                + f"; write the copies with `karma data download --out {root}`"
+            )
     if "karma_ifeval" in leaves:
         from karma_hf.evaluation.nltk_data import ensure_punkt_tab
 
@@ -269,28 +303,56 @@ def evaluate_models(model_args_list: Sequence[str], *, model: str = "hf",
         if on_model is not None:
             on_model(i, len(model_args_list), margs)
         start = time.time() - 1.0
-        _run_lm_eval(["run", "--model", model, "--model_args", margs, "--tasks", ",".join(names),
-                      "--include_path", str(tasks_dir()), "--output_path", str(output), *extras])
+        _run_lm_eval(
+            [
+                "run",
+                "--model",
+                model,
+                "--model_args",
+                margs,
+                "--tasks",
+                ",".join(names),
+                "--include_path",
+                str(tasks_dir()),
+                "--output_path",
+                str(output),
+                *extras,
+            ]
+        )
         new = _new_results(output, start)
         if not new:
-            raise KarmaError(f"lm-eval wrote no results file under {output} for {margs} "
-                             "(see its log above)")
+            raise KarmaError(f"lm-eval wrote no results file under {output} for {margs} (see its log above)")
         written.append(new[-1])
     return written
 
 
-def evaluate_model(pretrained: str, *, tasks: str | Sequence[str] = ("karma",), output_path: str | Path,
-                   limit: float | None = None, batch_size: int | str | None = None,
-                   device: str | None = None, apply_chat_template: bool = False,
-                   extra_args: Sequence[str] = ()) -> list[Path]:
+def evaluate_model(
+    pretrained: str,
+    *,
+    tasks: str | Sequence[str] = ("karma",),
+    output_path: str | Path,
+    limit: float | None = None,
+    batch_size: int | str | None = None,
+    device: str | None = None,
+    apply_chat_template: bool = False,
+    extra_args: Sequence[str] = (),
+) -> list[Path]:
     """Evaluate one Hugging Face model (``--model hf``) on the karma tasks.
 
     ``pretrained`` is a local folder or a Hub id. Returns the results files written
     (``output_path/<model_name_sanitized>/results_<date>.json``).
     """
-    return evaluate_models([f"pretrained={pretrained}"], model="hf", tasks=tasks, output_path=output_path,
-                           limit=limit, batch_size=batch_size, device=device,
-                           apply_chat_template=apply_chat_template, extra_args=extra_args)
+    return evaluate_models(
+        [f"pretrained={pretrained}"],
+        model="hf",
+        tasks=tasks,
+        output_path=output_path,
+        limit=limit,
+        batch_size=batch_size,
+        device=device,
+        apply_chat_template=apply_chat_template,
+        extra_args=extra_args,
+    )
 
 
 def read_models_file(path: str | Path) -> list[str]:

@@ -82,24 +82,39 @@ class BuildResult:
 
             self._datasets = {
                 mode: hf_datasets.load_dataset(
-                    "parquet", data_files={s: str(p) for s, p in self.files(mode).items()},
-                    cache_dir=self.cache_dir)
-                for mode in self.modes if self.files(mode)
+                    "parquet", data_files={s: str(p) for s, p in self.files(mode).items()}, cache_dir=self.cache_dir
+                )
+                for mode in self.modes
+                if self.files(mode)
             }
         return self._datasets
 
 
-
-def build(source: str | Path | datasets.Dataset = DEFAULT_SOURCE, *,
-          scores: str | Path | Sequence[str | Path] | ScoreTable = DEFAULT_SCORES,
-          modes: Iterable[str] | str | None = None, tau: float = 0.1, seed: int = 42,
-          test_size: int | float = 2000, revision: str | None = None,
-          output: str | Path | None = None, split: str = "train", rating: str = "aspects",
-          source_format: str = "auto", ignore_unknown_models: bool = False, strict: bool = False,
-          num_proc: int | None = None, batch_size: int = 1000, cache_dir: str | Path | None = None,
-          overwrite: bool = False, progress: bool = False, command: str | None = None,
-          repo_id: str | None = None, card_note: str | None = None, config: BuildConfig | None = None
-          ) -> BuildResult:
+def build(
+    source: str | Path | datasets.Dataset = DEFAULT_SOURCE,
+    *,
+    scores: str | Path | Sequence[str | Path] | ScoreTable = DEFAULT_SCORES,
+    modes: Iterable[str] | str | None = None,
+    tau: float = 0.1,
+    seed: int = 42,
+    test_size: int | float = 2000,
+    revision: str | None = None,
+    output: str | Path | None = None,
+    split: str = "train",
+    rating: str = "aspects",
+    source_format: str = "auto",
+    ignore_unknown_models: bool = False,
+    strict: bool = False,
+    num_proc: int | None = None,
+    batch_size: int = 1000,
+    cache_dir: str | Path | None = None,
+    overwrite: bool = False,
+    progress: bool = False,
+    command: str | None = None,
+    repo_id: str | None = None,
+    card_note: str | None = None,
+    config: BuildConfig | None = None,
+) -> BuildResult:
     """Binarize ``source`` into one preference config per mode and write it.
 
     ``source``: a Hub id, a local path (parquet/jsonl/arrow/save_to_disk) or a ``Dataset``.
@@ -111,36 +126,71 @@ def build(source: str | Path | datasets.Dataset = DEFAULT_SOURCE, *,
     ``ignore_unknown_models``: skip (and count) completions of models that are neither scored
     nor known-unscored instead of failing. ``strict``: fail on the first malformed row.
     ``command`` (overrides the recorded build command) and ``repo_id`` (where it will be
-    published) go into the card, and ``card_note`` under its title. ``config``: a ready :class:`BuildConfig` (the other options
-    are then ignored, except ``source``/``scores`` objects, ``cache_dir``, ``progress``,
-    ``command`` and ``repo_id``).
+    published) go into the card, and ``card_note`` under its title. ``config``: a ready
+    :class:`BuildConfig` (the other options are then ignored, except ``source``/``scores``
+    objects, ``cache_dir``, ``progress``, ``command`` and ``repo_id``).
     """
     from karma_hf.scores import ScoreTable, load_scores
 
     table = scores if isinstance(scores, ScoreTable) else None
     if config is None:
-        specs = (table.source.split(", ") if table is not None else
-                 [str(scores)] if isinstance(scores, (str, Path)) else [str(s) for s in scores])
+        specs = (
+            table.source.split(", ")
+            if table is not None
+            else [str(scores)]
+            if isinstance(scores, (str, Path))
+            else [str(s) for s in scores]  # type: ignore[union-attr]
+        )
         config = BuildConfig(
             source=str(source) if isinstance(source, (str, Path)) else "<in-memory Dataset>",
-            source_format=source_format, revision=revision, split=split, scores=tuple(specs),
-            modes=modes if modes is not None else BuildConfig().modes, tau=tau, seed=seed, test_size=test_size,
-            rating=rating, ignore_unknown_models=ignore_unknown_models, strict=strict, num_proc=num_proc,
-            batch_size=batch_size, output=str(output) if output is not None else None, overwrite=overwrite,
-            push_to=repo_id)
+            source_format=source_format,
+            revision=revision,
+            split=split,
+            scores=tuple(specs),
+            modes=(modes if isinstance(modes, str) else tuple(modes)) if modes is not None else BuildConfig().modes,
+            tau=tau,
+            seed=seed,
+            test_size=test_size,
+            rating=rating,
+            ignore_unknown_models=ignore_unknown_models,
+            strict=strict,
+            num_proc=num_proc,
+            batch_size=batch_size,
+            output=str(output) if output is not None else None,
+            overwrite=overwrite,
+            push_to=repo_id,
+        )
     if table is None:
-        table = load_scores(list(config.scores), benchmarks=list(config.benchmarks) or None,
-                            allow_missing=config.allow_missing, aliases=config.aliases)
-    return run_build(config, table=table, dataset=None if isinstance(source, (str, Path)) else source,
-                     cache_dir=cache_dir, progress=progress, command=command, repo_id=repo_id or config.push_to,
-                     card_note=card_note)
+        table = load_scores(
+            list(config.scores),
+            benchmarks=list(config.benchmarks) or None,
+            allow_missing=config.allow_missing,
+            aliases=config.aliases,
+        )
+    return run_build(
+        config,
+        table=table,
+        dataset=None if isinstance(source, (str, Path)) else source,
+        cache_dir=cache_dir,
+        progress=progress,
+        command=command,
+        repo_id=repo_id or config.push_to,
+        card_note=card_note,
+    )
 
 
-def run_build(config: BuildConfig, *, table: ScoreTable, dataset: datasets.Dataset | None = None,
-              cache_dir: str | Path | None = None, progress: bool = False, command: str | None = None,
-              repo_id: str | None = None, card_note: str | None = None) -> BuildResult:
+def run_build(
+    config: BuildConfig,
+    *,
+    table: ScoreTable,
+    dataset: datasets.Dataset | None = None,
+    cache_dir: str | Path | None = None,
+    progress: bool = False,
+    command: str | None = None,
+    repo_id: str | None = None,
+    card_note: str | None = None,
+) -> BuildResult:
     """Run the build that ``config`` describes, with the score table already loaded."""
-    import datasets as hf_datasets
 
     from karma_hf.cards.dataset import write_dataset_card
     from karma_hf.kinship import Kinship
@@ -168,8 +218,10 @@ def run_build(config: BuildConfig, *, table: ScoreTable, dataset: datasets.Datas
     arrow_schema = ds.features.arrow_schema
     source = detect_source(arrow_schema) if config.source_format == "auto" else get_source(config.source_format)
     if config.rating not in source.rating_methods:
-        raise KarmaError(f"--rating must be one of {', '.join(source.rating_methods)} for {source.name} sources, "
-                         f"got {config.rating!r}")
+        raise KarmaError(
+            f"--rating must be one of {', '.join(source.rating_methods)} for {source.name} sources, "
+            f"got {config.rating!r}"
+        )
     source.check_schema(arrow_schema, config.rating)
     parsed_table = _parse(ds, source, config, parsed_schema(), progress)
 
@@ -177,21 +229,36 @@ def run_build(config: BuildConfig, *, table: ScoreTable, dataset: datasets.Datas
     malformed_rows = np.flatnonzero(rows.malformed)
     if config.strict and malformed_rows.size:
         i = int(malformed_rows[0])
-        raise KarmaError(f"row {i} of {source_id} is malformed: {rows.malformed_reason(parsed_table, i)} "
-                         f"({malformed_rows.size} malformed row(s) in all; drop --strict to skip and count them)")
+        raise KarmaError(
+            f"row {i} of {source_id} is malformed: {rows.malformed_reason(parsed_table, i)} "
+            f"({malformed_rows.size} malformed row(s) in all; drop --strict to skip and count them)"
+        )
     unknown = rows.unknown_counts()
     if unknown and not config.ignore_unknown_models:
         listed = ", ".join(f"{name!r} ({n} completions)" for name, n in unknown.items())
         known = ", ".join(rows.vocab)
-        raise KarmaError(f"model(s) in {source_id} not in the score table: {listed}; known: {known}; "
-                         "add them to --scores (or --aliases) or pass --ignore-unknown-models to skip them")
+        raise KarmaError(
+            f"model(s) in {source_id} not in the score table: {listed}; known: {known}; "
+            "add them to --scores (or --aliases) or pass --ignore-unknown-models to skip them"
+        )
 
     is_test = test_split(parsed_table.column("prompt_id"), config.test_size, config.seed)
     decisions = {mode: decide(rows, mode, kin, config.seed) for mode in config.modes}
 
-    report = build_report(config, source_id=source_id, source_format=source.name, revision=revision, rows=rows,
-                          parsed=parsed_table, decisions=decisions, is_test=is_test, kin=kin, table=table,
-                          unknown=unknown, command=command)
+    report = build_report(
+        config,
+        source_id=source_id,
+        source_format=source.name,
+        revision=revision,
+        rows=rows,
+        parsed=parsed_table,
+        decisions=decisions,
+        is_test=is_test,
+        kin=kin,
+        table=table,
+        unknown=unknown,
+        command=command,
+    )
     tmp: tempfile.TemporaryDirectory | None = None
     if output is None:
         tmp = tempfile.TemporaryDirectory(prefix="karma-build-")
@@ -199,8 +266,18 @@ def run_build(config: BuildConfig, *, table: ScoreTable, dataset: datasets.Datas
     else:
         work = _partial_dir(output)
     try:
-        sizes = write_outputs(ds, source, work, decisions, rows, parsed_table.column("prompt_id").combine_chunks(),
-                              is_test, kin, config.batch_size, progress)
+        sizes = write_outputs(
+            ds,
+            source,
+            work,
+            decisions,
+            rows,
+            parsed_table.column("prompt_id").combine_chunks(),
+            is_test,
+            kin,
+            config.batch_size,
+            progress,
+        )
         for mode, per_split in sizes.items():
             report["modes"][mode]["bytes"] = per_split
         (work / REPORT_FILE).write_text(json.dumps(report, indent=2, sort_keys=False) + "\n", encoding="utf-8")
@@ -210,9 +287,15 @@ def run_build(config: BuildConfig, *, table: ScoreTable, dataset: datasets.Datas
         if output is not None:
             shutil.rmtree(work, ignore_errors=True)
         raise
-    return BuildResult(report=report, kinship=kin, table=table, output=out_dir,
-                       cache_dir=str(cache_dir) if cache_dir else None,
-                       statuses={mode: dec.status for mode, dec in decisions.items()}, _tmp=tmp)
+    return BuildResult(
+        report=report,
+        kinship=kin,
+        table=table,
+        output=out_dir,
+        cache_dir=str(cache_dir) if cache_dir else None,
+        statuses={mode: dec.status for mode, dec in decisions.items()},
+        _tmp=tmp,
+    )
 
 
 def _parse(ds: datasets.Dataset, source: SourceSchema, config: BuildConfig, schema: Any, progress: bool) -> Any:
@@ -224,9 +307,16 @@ def _parse(ds: datasets.Dataset, source: SourceSchema, config: BuildConfig, sche
         hf_datasets.disable_progress_bars()
     try:
         parsed = ds.with_format("arrow").map(
-            source.parse_batch, batched=True, batch_size=config.batch_size, num_proc=config.num_proc,
-            remove_columns=ds.column_names, fn_kwargs={"rating": config.rating}, keep_in_memory=True,
-            features=hf_datasets.Features.from_arrow_schema(schema), desc="Parsing completions")
+            source.parse_batch,
+            batched=True,
+            batch_size=config.batch_size,
+            num_proc=config.num_proc,
+            remove_columns=ds.column_names,
+            fn_kwargs={"rating": config.rating},
+            keep_in_memory=True,
+            features=hf_datasets.Features.from_arrow_schema(schema),
+            desc="Parsing completions",
+        )
     finally:
         if not progress and not was_disabled:
             hf_datasets.enable_progress_bars()

@@ -91,8 +91,18 @@ class BuildConfig:
             parts.append("--allow-missing")
         if self.aliases:
             parts += ["--aliases", public_name(self.aliases)]
-        parts += ["--modes", ",".join(self.modes), "--tau", str(self.tau), "--seed", str(self.seed),
-                  "--test-size", str(self.test_size), "--rating", self.rating]
+        parts += [
+            "--modes",
+            ",".join(self.modes),
+            "--tau",
+            str(self.tau),
+            "--seed",
+            str(self.seed),
+            "--test-size",
+            str(self.test_size),
+            "--rating",
+            self.rating,
+        ]
         if self.ignore_unknown_models:
             parts.append("--ignore-unknown-models")
         if self.strict:

@@ -54,8 +54,8 @@ STATUS = {reason: i + 1 for i, reason in enumerate(DROP_REASONS)}
 class Decision:
     """Per source row: status (0 kept, else 1 + index in DROP_REASONS) and the pair."""
 
-    status: np.ndarray       # int8 (n,)
-    chosen_pos: np.ndarray   # int64 (n,): position in the row's completions, -1 if dropped
+    status: np.ndarray  # int8 (n,)
+    chosen_pos: np.ndarray  # int64 (n,): position in the row's completions, -1 if dropped
     rejected_pos: np.ndarray
 
 
@@ -64,13 +64,13 @@ class Rows:
     """The parsed rows flattened to numpy: one entry per completion, ``parent`` = row index."""
 
     n: int
-    offsets: np.ndarray      # int64 (n + 1,)
-    parent: np.ndarray       # int64 (n_completions,)
-    code: np.ndarray         # int64: model index in kin.models, then known_unscored; -1 unknown
-    empty: np.ndarray        # bool
-    rating: np.ndarray       # float64, NaN = not rated
-    malformed: np.ndarray    # bool (n,)
-    vocab: tuple[str, ...]   # kin.models + known_unscored
+    offsets: np.ndarray  # int64 (n + 1,)
+    parent: np.ndarray  # int64 (n_completions,)
+    code: np.ndarray  # int64: model index in kin.models, then known_unscored; -1 unknown
+    empty: np.ndarray  # bool
+    rating: np.ndarray  # float64, NaN = not rated
+    malformed: np.ndarray  # bool (n,)
+    vocab: tuple[str, ...]  # kin.models + known_unscored
     n_scored_models: int
     unknown_names: np.ndarray  # object (n_completions,) name for code -1 else None
 
@@ -94,15 +94,27 @@ class Rows:
         code = dict_codes[idx]
         unknown_names = np.array(names + [None], dtype=object)[idx]
         unknown_names[code >= 0] = None
-        empty = np.asarray(pc.list_flatten(parsed.column("empty").combine_chunks())
-                           .fill_null(True).to_numpy(zero_copy_only=False), dtype=bool)
-        rating = (pc.list_flatten(parsed.column("rating").combine_chunks())
-                  .to_numpy(zero_copy_only=False).astype(np.float64))
+        empty = np.asarray(
+            pc.list_flatten(parsed.column("empty").combine_chunks()).fill_null(True).to_numpy(zero_copy_only=False),
+            dtype=bool,
+        )
+        rating = (
+            pc.list_flatten(parsed.column("rating").combine_chunks()).to_numpy(zero_copy_only=False).astype(np.float64)
+        )
         malformed = np.asarray(parsed.column("malformed").is_valid().to_numpy(zero_copy_only=False), dtype=bool)
         # completions of malformed rows never count anywhere
-        return cls(n=n, offsets=offsets, parent=parent, code=code, empty=empty, rating=rating,
-                   malformed=malformed, vocab=vocab, n_scored_models=len(kin.models),
-                   unknown_names=unknown_names)
+        return cls(
+            n=n,
+            offsets=offsets,
+            parent=parent,
+            code=code,
+            empty=empty,
+            rating=rating,
+            malformed=malformed,
+            vocab=vocab,
+            n_scored_models=len(kin.models),
+            unknown_names=unknown_names,
+        )
 
     # ------------------------------------------------------------------ helpers
     def malformed_reason(self, parsed: pa.Table, row: int) -> str:
@@ -110,9 +122,11 @@ class Rows:
 
     def unknown_counts(self) -> dict[str, int]:
         ok = ~self.malformed[self.parent] & (self.code == -1)
-        names, counts = np.unique(self.unknown_names[ok & (self.unknown_names != None)].astype(str),  # noqa: E711
-                                  return_counts=True)
-        return {str(n): int(c) for n, c in sorted(zip(names, counts), key=lambda x: (-x[1], x[0]))}
+        names, counts = np.unique(
+            self.unknown_names[ok & (self.unknown_names != None)].astype(str),  # noqa: E711
+            return_counts=True,
+        )
+        return {str(n): int(c) for n, c in sorted(zip(names, counts, strict=False), key=lambda x: (-x[1], x[0]))}
 
     def _count(self, mask: np.ndarray) -> np.ndarray:
         return np.bincount(self.parent[mask], minlength=self.n)
@@ -151,11 +165,13 @@ class Rows:
             where[self.parent[flat], self.code[flat]] = flat
             member = where[todo] >= 0
             if k <= 52:  # the candidate set as one exact integer key (sum of distinct powers of two)
-                keys, first, inverse = np.unique(member @ (2.0 ** np.arange(k)), return_index=True,
-                                                 return_inverse=True)
+                keys, first, inverse = np.unique(
+                    member @ (2.0 ** np.arange(k)), return_index=True, return_inverse=True
+                )
             else:
-                keys, first, inverse = np.unique(np.packbits(member, axis=1), axis=0, return_index=True,
-                                                 return_inverse=True)
+                keys, first, inverse = np.unique(
+                    np.packbits(member, axis=1), axis=0, return_index=True, return_inverse=True
+                )
             inverse = inverse.reshape(-1)
             outcome = np.zeros((len(keys), 3), dtype=np.int64)  # status, chosen code, rejected code
             for j, row in enumerate(first):
@@ -204,9 +220,11 @@ class Rows:
 def hash_uniform(seed: int, rows: np.ndarray, codes: np.ndarray) -> np.ndarray:
     """A splitmix64 hash of (seed, row, model code): deterministic per-row random keys."""
     with np.errstate(over="ignore"):
-        z = (np.uint64(seed & 0xFFFFFFFFFFFFFFFF) * np.uint64(0x9E3779B97F4A7C15)
-             + rows.astype(np.uint64) * np.uint64(0xBF58476D1CE4E5B9)
-             + (codes.astype(np.int64) + 1).astype(np.uint64) * np.uint64(0x94D049BB133111EB))
+        z = (
+            np.uint64(seed & 0xFFFFFFFFFFFFFFFF) * np.uint64(0x9E3779B97F4A7C15)
+            + rows.astype(np.uint64) * np.uint64(0xBF58476D1CE4E5B9)
+            + (codes.astype(np.int64) + 1).astype(np.uint64) * np.uint64(0x94D049BB133111EB)
+        )
         z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
         z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
         z = z ^ (z >> np.uint64(31))
@@ -230,15 +248,15 @@ def test_split(prompt_ids: pa.ChunkedArray, test_size: int | float, seed: int) -
         if count < 0:
             raise KarmaError(f"--test-size must be >= 0, got {test_size}")
     if count and count >= total:
-        raise KarmaError(f"--test-size {test_size} holds out {count} prompts but the source has only "
-                         f"{total} distinct well-formed prompts; use a smaller --test-size")
+        raise KarmaError(
+            f"--test-size {test_size} holds out {count} prompts but the source has only "
+            f"{total} distinct well-formed prompts; use a smaller --test-size"
+        )
     salt = f"karma-test-split:{seed}:".encode()
     keys = [hashlib.sha256(salt + p.encode("ascii")).digest() for p in distinct]
     order = sorted(range(total), key=keys.__getitem__)[:count]
     held = pa.array([distinct[i] for i in order], type=pa.string())
     return np.asarray(pc.is_in(ids, value_set=held).fill_null(False).to_numpy(zero_copy_only=False), dtype=bool)
-
-
 
 
 #: Decision functions of the baseline modes: ``fn(rows, seed) -> Decision``.

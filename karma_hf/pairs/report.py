@@ -18,9 +18,21 @@ if TYPE_CHECKING:  # pragma: no cover
     from karma_hf.scores import ScoreTable
 
 
-def build_report(config: BuildConfig, *, source_id: str, source_format: str, revision: str | None, rows: Rows,
-                 parsed: pa.Table, decisions: dict[str, Decision], is_test: np.ndarray, kin: Kinship,
-                 table: ScoreTable, unknown: dict[str, int], command: str | None) -> dict[str, Any]:
+def build_report(
+    config: BuildConfig,
+    *,
+    source_id: str,
+    source_format: str,
+    revision: str | None,
+    rows: Rows,
+    parsed: pa.Table,
+    decisions: dict[str, Decision],
+    is_test: np.ndarray,
+    kin: Kinship,
+    table: ScoreTable,
+    unknown: dict[str, int],
+    command: str | None,
+) -> dict[str, Any]:
     """Every count of a build, per mode (the card is rendered from this dict alone)."""
     malformed_rows = np.flatnonzero(rows.malformed)
     modes: dict[str, Any] = {}
@@ -33,22 +45,30 @@ def build_report(config: BuildConfig, *, source_id: str, source_format: str, rev
             c = rows.code[rows.offsets[kept_rows] + dec.chosen_pos[kept_rows]]
             r = rows.code[rows.offsets[kept_rows] + dec.rejected_pos[kept_rows]]
             pairs, counts = np.unique(np.stack([c, r], axis=1), axis=0, return_counts=True)
-            pair_counts = {(rows.vocab[a], rows.vocab[b]): int(n) for (a, b), n in zip(pairs, counts)}
+            pair_counts = {(rows.vocab[a], rows.vocab[b]): int(n) for (a, b), n in zip(pairs, counts, strict=False)}
         top = sorted(pair_counts.items(), key=lambda kv: (-kv[1], kv[0]))[:10]
         modes[mode] = {
             "description": mode_help(mode),
             "rows": int(rows.n),
             "kept": int(kept.sum()),
             "dropped": dropped,
-            "splits": {"train": int((kept & ~is_test).sum()), "test": int((kept & is_test).sum()),
-                       "train_sft": int((kept & ~is_test).sum())},
+            "splits": {
+                "train": int((kept & ~is_test).sum()),
+                "test": int((kept & is_test).sum()),
+                "train_sft": int((kept & ~is_test).sum()),
+            },
             "distinct_pairs": len(pair_counts),
             "top_pairs": [{"chosen": a, "rejected": b, "count": n} for (a, b), n in top],
         }
     return {
         "karma_hf_version": __version__,
-        "source": {"id": public_name(source_id), "format": source_format, "revision": revision,
-                   "split": config.split, "rows": int(rows.n)},
+        "source": {
+            "id": public_name(source_id),
+            "format": source_format,
+            "revision": revision,
+            "split": config.split,
+            "rows": int(rows.n),
+        },
         "rating": config.rating,
         "tau": float(config.tau),
         "seed": int(config.seed),
@@ -57,15 +77,17 @@ def build_report(config: BuildConfig, *, source_id: str, source_format: str, rev
         "ignore_unknown_models": bool(config.ignore_unknown_models),
         "skipped_completions": {"unknown_model": unknown if config.ignore_unknown_models else {}},
         "empty_completions": int((rows.empty & ~rows.malformed[rows.parent]).sum()),
-        "malformed_examples": [{"row": int(i), "reason": rows.malformed_reason(parsed, int(i))}
-                               for i in malformed_rows[:20]],
+        "malformed_examples": [
+            {"row": int(i), "reason": rows.malformed_reason(parsed, int(i))} for i in malformed_rows[:20]
+        ],
         "drop_reasons": DROP_REASON_HELP,
-        "scores": {"source": ", ".join(public_name(p) for p in table.source.split(", ")),
-                   "models": list(table.models), "benchmarks": list(table.benchmarks),
-                   "known_unscored": list(table.known_unscored)},
+        "scores": {
+            "source": ", ".join(public_name(p) for p in table.source.split(", ")),
+            "models": list(table.models),
+            "benchmarks": list(table.benchmarks),
+            "known_unscored": list(table.known_unscored),
+        },
         "kinship": kin.to_dict(),
         "modes": modes,
         "command": command or config.to_command(),
     }
-
-

@@ -84,9 +84,18 @@ def _messages(role_content: list[tuple[str, pa.Array]], n: int) -> pa.Array:
     return pa.ListArray.from_arrays(pa.array(np.arange(0, n * k + 1, k, dtype=np.int32)), values)
 
 
-def write_outputs(ds: datasets.Dataset, source: SourceSchema, out_dir: Path, decisions: dict[str, Decision],
-                  rows: Rows, prompt_ids: pa.Array, is_test: np.ndarray, kin: Kinship, batch_size: int,
-                  progress: bool) -> dict[str, dict[str, dict[str, int]]]:
+def write_outputs(
+    ds: datasets.Dataset,
+    source: SourceSchema,
+    out_dir: Path,
+    decisions: dict[str, Decision],
+    rows: Rows,
+    prompt_ids: pa.Array,
+    is_test: np.ndarray,
+    kin: Kinship,
+    batch_size: int,
+    progress: bool,
+) -> dict[str, dict[str, dict[str, int]]]:
     """Write ``out_dir/<mode>/<split>-00000-of-00001.parquet`` for every mode; return the sizes.
 
     The texts come from ``source.texts`` (the only place that knows the source's columns);
@@ -96,8 +105,11 @@ def write_outputs(ds: datasets.Dataset, source: SourceSchema, out_dir: Path, dec
 
     schema = output_schema()
     # train_sft holds exactly the train rows with the same schema: its file is a copy of train's
-    writers = {(mode, split): SplitWriter(out_dir / mode / shard_name(split), schema)
-               for mode in decisions for split in ("train", "test")}
+    writers = {
+        (mode, split): SplitWriter(out_dir / mode / shard_name(split), schema)
+        for mode in decisions
+        for split in ("train", "test")
+    }
     vocab = rows.vocab
     k = rows.n_scored_models
     s_pref = np.concatenate([kin.s_pref, np.full(len(vocab) - k, np.nan)])
@@ -109,8 +121,9 @@ def write_outputs(ds: datasets.Dataset, source: SourceSchema, out_dir: Path, dec
     if progress:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-        bar = Progress(TextColumn("Writing pairs"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                       transient=True)
+        bar = Progress(
+            TextColumn("Writing pairs"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), transient=True
+        )
         task = bar.add_task("write", total=rows.n)
         bar.start()
     try:
@@ -134,22 +147,28 @@ def write_outputs(ds: datasets.Dataset, source: SourceSchema, out_dir: Path, dec
                 chosen_text = texts.responses.take(pa.array(base[keep] + dec.chosen_pos[gidx])).cast(pa.string())
                 rejected_text = texts.responses.take(pa.array(base[keep] + dec.rejected_pos[gidx])).cast(pa.string())
                 m = keep.size
-                out = pa.table([
-                    _messages([("user", prompt_text)], m),
-                    _messages([("assistant", chosen_text)], m),
-                    _messages([("assistant", rejected_text)], m),
-                    _messages([("user", prompt_text), ("assistant", chosen_text)], m),
-                    prompt_ids.take(pa.array(gidx)),
-                    names.take(pa.array(c_code)),
-                    names.take(pa.array(r_code)),
-                    pa.array(kinship, type=pa.float64(), from_pandas=True),
-                    pa.array(s_pref[c_code], type=pa.float64(), from_pandas=True),
-                    pa.array(s_pref[r_code], type=pa.float64(), from_pandas=True),
-                    pa.array(rows.rating[c_flat], type=pa.float64(), from_pandas=True),
-                    pa.array(rows.rating[r_flat], type=pa.float64(), from_pandas=True),
-                    (texts.label.take(pa.array(keep)).cast(pa.string()) if texts.label is not None
-                     else pa.nulls(m, type=pa.string())),
-                ], schema=schema)
+                out = pa.table(
+                    [
+                        _messages([("user", prompt_text)], m),
+                        _messages([("assistant", chosen_text)], m),
+                        _messages([("assistant", rejected_text)], m),
+                        _messages([("user", prompt_text), ("assistant", chosen_text)], m),
+                        prompt_ids.take(pa.array(gidx)),
+                        names.take(pa.array(c_code)),
+                        names.take(pa.array(r_code)),
+                        pa.array(kinship, type=pa.float64(), from_pandas=True),
+                        pa.array(s_pref[c_code], type=pa.float64(), from_pandas=True),
+                        pa.array(s_pref[r_code], type=pa.float64(), from_pandas=True),
+                        pa.array(rows.rating[c_flat], type=pa.float64(), from_pandas=True),
+                        pa.array(rows.rating[r_flat], type=pa.float64(), from_pandas=True),
+                        (
+                            texts.label.take(pa.array(keep)).cast(pa.string())
+                            if texts.label is not None
+                            else pa.nulls(m, type=pa.string())
+                        ),
+                    ],
+                    schema=schema,
+                )
                 test_mask = is_test[gidx]
                 writers[(mode, "test")].add(out.filter(pa.array(test_mask)))
                 train = out.filter(pa.array(~test_mask))
@@ -170,5 +189,3 @@ def write_outputs(ds: datasets.Dataset, source: SourceSchema, out_dir: Path, dec
         sizes[mode]["train_sft"] = dict(sizes[mode]["train"])
         sizes[mode] = {split: sizes[mode][split] for split in SPLITS}
     return sizes
-
-

@@ -5,8 +5,24 @@ writer the texts of a batch; nothing else in karma-hf knows a source's column na
 :mod:`karma_hf.sources.ultrafeedback`. Add one with :func:`karma_hf.sources.registry.register_source`.
 """
 
-from karma_hf.sources.registry import (SourceSchema, SourceTexts, detect_source, get_source, parsed_schema,
-                                       register_source, source_names, unregister_source)
+from karma_hf.sources.registry import (
+    SourceSchema,
+    SourceTexts,
+    detect_source,
+    get_source,
+    parsed_schema,
+    register_source,
+    source_names,
+    unregister_source,
+)
 
-__all__ = ["SourceSchema", "SourceTexts", "detect_source", "get_source", "parsed_schema", "register_source",
-           "source_names", "unregister_source"]
+__all__ = [
+    "SourceSchema",
+    "SourceTexts",
+    "detect_source",
+    "get_source",
+    "parsed_schema",
+    "register_source",
+    "source_names",
+    "unregister_source",
+]

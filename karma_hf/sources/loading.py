@@ -15,8 +15,9 @@ if TYPE_CHECKING:  # pragma: no cover
 _FILE_BUILDERS = {".parquet": "parquet", ".jsonl": "json", ".json": "json", ".csv": "csv"}
 
 
-def load_source(source: str | Path, *, revision: str | None = None,
-                split: str = "train", cache_dir: str | Path | None = None) -> datasets.Dataset:
+def load_source(
+    source: str | Path, *, revision: str | None = None, split: str = "train", cache_dir: str | Path | None = None
+) -> datasets.Dataset:
     """Load a response dataset from a Hub id or a local path as a memory-mapped ``Dataset``.
 
     Local paths: a ``.parquet`` / ``.jsonl`` / ``.json`` file, an ``.arrow`` file, a
@@ -40,8 +41,9 @@ def load_source(source: str | Path, *, revision: str | None = None,
                 raise KarmaError(f"source {text!r} is neither an existing path nor a Hub dataset id (user/name)")
             if revision is None:
                 revision = pinned_revision(text)
-            ds = datasets.load_dataset(text, revision=revision, split=split,
-                                       cache_dir=str(cache_dir) if cache_dir else None)
+            ds = datasets.load_dataset(
+                text, revision=revision, split=split, cache_dir=str(cache_dir) if cache_dir else None
+            )
     except KarmaError:
         raise
     except Exception as exc:  # noqa: BLE001 - datasets raises many types; report one line
@@ -72,8 +74,10 @@ def _load_local(path: Path, split: str, cache_dir: str | Path | None) -> dataset
     if suffix == ".arrow":
         return datasets.Dataset.from_file(str(path))
     if suffix not in _FILE_BUILDERS:
-        raise KarmaError(f"source file {path} has unsupported extension {suffix!r}; "
-                         "use .parquet, .jsonl, .json, .arrow or a save_to_disk folder")
+        raise KarmaError(
+            f"source file {path} has unsupported extension {suffix!r}; "
+            "use .parquet, .jsonl, .json, .arrow or a save_to_disk folder"
+        )
     builder = _FILE_BUILDERS[suffix]
     ds = datasets.load_dataset(builder, data_files=str(path), split="train", cache_dir=cache)
     if builder == "json" and _has_json_feature(ds.features):
@@ -83,8 +87,7 @@ def _load_local(path: Path, split: str, cache_dir: str | Path | None) -> dataset
         import pyarrow.json as pj
 
         features = datasets.Features.from_arrow_schema(pj.read_json(str(path)).schema)
-        ds = datasets.load_dataset(builder, data_files=str(path), split="train", cache_dir=cache,
-                                   features=features)
+        ds = datasets.load_dataset(builder, data_files=str(path), split="train", cache_dir=cache, features=features)
     return ds
 
 

@@ -103,8 +103,10 @@ def detect_source(schema: pa.Schema) -> SourceSchema:
     for source in _SOURCES.values():
         if source.matches(schema):
             return source
-    raise KarmaError(f"no known source schema matches the columns {', '.join(schema.names)}; "
-                     f"known schemas: {', '.join(_SOURCES)} (pass --source-format NAME to check one)")
+    raise KarmaError(
+        f"no known source schema matches the columns {', '.join(schema.names)}; "
+        f"known schemas: {', '.join(_SOURCES)} (pass --source-format NAME to check one)"
+    )
 
 
 def pinned_revision(source_id: str) -> str | None:
@@ -128,10 +130,12 @@ def parsed_schema() -> pa.Schema:
     """Schema of every source's ``parse_batch`` output (one row per source row)."""
     import pyarrow as pa
 
-    return pa.schema([
-        ("prompt_id", pa.string()),
-        ("malformed", pa.string()),
-        ("models", pa.list_(pa.string())),
-        ("empty", pa.list_(pa.bool_())),
-        ("rating", pa.list_(pa.float64())),
-    ])
+    return pa.schema(
+        [
+            ("prompt_id", pa.string()),
+            ("malformed", pa.string()),
+            ("models", pa.list_(pa.string())),
+            ("empty", pa.list_(pa.bool_())),
+            ("rating", pa.list_(pa.float64())),
+        ]
+    )

@@ -34,14 +34,12 @@ import hashlib
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from karma_hf.errors import KarmaError
 from karma_hf.sources.registry import SourceSchema, SourceTexts, parsed_schema, register_source
 
 if TYPE_CHECKING:  # pragma: no cover
-    import datasets
     import pyarrow as pa
 
 DEFAULT_SOURCE = "openbmb/UltraFeedback"
@@ -150,8 +148,9 @@ def _completion_rating(comp: Mapping[str, Any], where: str, rating: str) -> floa
             values.append(None)
             continue
         if not isinstance(entry, Mapping):
-            raise MalformedRow(f"{where}.annotations.{aspect}",
-                               f"is {type(entry).__name__}, expected an object with 'Rating'")
+            raise MalformedRow(
+                f"{where}.annotations.{aspect}", f"is {type(entry).__name__}, expected an object with 'Rating'"
+            )
         try:
             values.append(parse_rating(entry.get("Rating")))
         except ValueError as exc:
@@ -194,8 +193,7 @@ def parse_row(row: Mapping[str, Any], rating: str = "aspects") -> ParsedRow:
             raise MalformedRow(f"{where}.response", f"is {type(response).__name__}, expected a string")
         parsed.append(Completion(model, response or "", _completion_rating(comp, where, rating)))
     source = row.get("source")
-    return ParsedRow(instruction, prompt_id(instruction), tuple(parsed),
-                     source if isinstance(source, str) else None)
+    return ParsedRow(instruction, prompt_id(instruction), tuple(parsed), source if isinstance(source, str) else None)
 
 
 # ------------------------------------------------------------------------------- Arrow batches
@@ -212,8 +210,10 @@ def check_schema(schema: pa.Schema, rating: str = "aspects") -> None:
     names = set(schema.names)
     for col in ("instruction", "completions"):
         if col not in names:
-            raise KarmaError(f"source has no {col!r} column (columns: {', '.join(schema.names)}); "
-                             "expected the openbmb/UltraFeedback schema")
+            raise KarmaError(
+                f"source has no {col!r} column (columns: {', '.join(schema.names)}); "
+                "expected the openbmb/UltraFeedback schema"
+            )
     if not _is_string(schema.field("instruction").type):
         raise KarmaError(f"source column 'instruction' has type {schema.field('instruction').type}, expected string")
     comps = schema.field("completions").type
@@ -374,15 +374,16 @@ def _parse_record_batch(batch: pa.RecordBatch, rating: str) -> pa.Table:
     np.cumsum(lengths, out=offsets[1:])
     off = pa.array(offsets, type=pa.int32())
     rating_arr = pa.array(rating_values, type=pa.float64(), from_pandas=True)  # NaN -> null
-    return pa.table([
-        pa.array(prompt_ids, type=pa.string()),
-        pa.array(malformed, type=pa.string()),
-        pa.ListArray.from_arrays(off, model.cast(pa.string())),
-        pa.ListArray.from_arrays(off, pa.array(empty, type=pa.bool_())),
-        pa.ListArray.from_arrays(off, rating_arr),
-    ], schema=parsed_schema())
-
-
+    return pa.table(
+        [
+            pa.array(prompt_ids, type=pa.string()),
+            pa.array(malformed, type=pa.string()),
+            pa.ListArray.from_arrays(off, model.cast(pa.string())),
+            pa.ListArray.from_arrays(off, pa.array(empty, type=pa.bool_())),
+            pa.ListArray.from_arrays(off, rating_arr),
+        ],
+        schema=parsed_schema(),
+    )
 
 
 # ------------------------------------------------------------------------------- registration
@@ -406,17 +407,21 @@ def texts(batch: pa.RecordBatch) -> SourceTexts:
     return SourceTexts(prompt=batch.column("instruction"), responses=responses, offsets=offsets, label=label)
 
 
-SOURCE = register_source(SourceSchema(
-    name="ultrafeedback",
-    description="openbmb/UltraFeedback: instruction, completions[{model, response, annotations, overall_score}]",
-    matches=matches,
-    check_schema=check_schema,
-    parse_batch=parse_batch,
-    texts=texts,
-    text_columns=("instruction", "completions", "source"),
-    rating_methods=RATING_METHODS,
-    rating_help={"aspects": "mean of the four GPT-4 aspect ratings, 'N/A' ignored",
-                 "overall_score": "GPT-4 critique `overall_score`, 1-10"},
-    pinned_revisions={DEFAULT_SOURCE: DEFAULT_REVISION},
-    licenses={DEFAULT_SOURCE: "mit"},
-))
+SOURCE = register_source(
+    SourceSchema(
+        name="ultrafeedback",
+        description="openbmb/UltraFeedback: instruction, completions[{model, response, annotations, overall_score}]",
+        matches=matches,
+        check_schema=check_schema,
+        parse_batch=parse_batch,
+        texts=texts,
+        text_columns=("instruction", "completions", "source"),
+        rating_methods=RATING_METHODS,
+        rating_help={
+            "aspects": "mean of the four GPT-4 aspect ratings, 'N/A' ignored",
+            "overall_score": "GPT-4 critique `overall_score`, 1-10",
+        },
+        pinned_revisions={DEFAULT_SOURCE: DEFAULT_REVISION},
+        licenses={DEFAULT_SOURCE: "mit"},
+    )
+)

@@ -52,18 +52,22 @@ class KarmaArguments:
     """Options of ``karma train`` that are not TRL's (the dataset itself is ``ScriptArguments``')."""
 
     dataset_revision: str | None = field(
-        default=None, metadata={"help": "Branch, tag or commit of the KARMA set on the Hub (recorded, resolved)."})
+        default=None, metadata={"help": "Branch, tag or commit of the KARMA set on the Hub (recorded, resolved)."}
+    )
     karma_max_train_samples: int | None = field(
-        default=None, metadata={"help": "Train on the first N rows only (smoke runs)."})
+        default=None, metadata={"help": "Train on the first N rows only (smoke runs)."}
+    )
     karma_eval_tasks: list[str] | None = field(
-        default=None, metadata={"help": "karma lm-eval tasks/groups to run on the saved model, e.g. karma."})
+        default=None, metadata={"help": "karma lm-eval tasks/groups to run on the saved model, e.g. karma."}
+    )
     karma_eval_limit: float | None = field(
-        default=None, metadata={"help": "lm-eval --limit for the karma evaluation (items per task)."})
-    karma_eval_on_save: bool = field(
-        default=False, metadata={"help": "Also evaluate every saved checkpoint."})
+        default=None, metadata={"help": "lm-eval --limit for the karma evaluation (items per task)."}
+    )
+    karma_eval_on_save: bool = field(default=False, metadata={"help": "Also evaluate every saved checkpoint."})
     karma_eval_batch_size: str = field(default="1", metadata={"help": "lm-eval batch size (int or 'auto')."})
     karma_eval_apply_chat_template: bool = field(
-        default=True, metadata={"help": "Evaluate with the model's chat template (instruct students)."})
+        default=True, metadata={"help": "Evaluate with the model's chat template (instruct students)."}
+    )
 
 
 @dataclass
@@ -78,12 +82,19 @@ class ParsedArgs:
 
     def resolved(self) -> dict[str, Any]:
         """JSON-safe dict of all four (what ``karma_provenance.json`` records as ``run_config``)."""
+
         def plain(obj: Any) -> dict[str, Any]:
             if hasattr(obj, "to_json_string"):
                 return json.loads(obj.to_json_string())
             return json.loads(json.dumps(dataclasses.asdict(obj), default=str))
-        return {"stage": self.stage, "script": plain(self.script), "model": plain(self.model),
-                "karma": plain(self.karma), "training": plain(self.training)}
+
+        return {
+            "stage": self.stage,
+            "script": plain(self.script),
+            "model": plain(self.model),
+            "karma": plain(self.karma),
+            "training": plain(self.training),
+        }
 
 
 def make_parser(stage: str):
@@ -97,8 +108,8 @@ def make_parser(stage: str):
         def error(self, message: str):  # argparse: bad value, missing value
             raise KarmaError(f"karma train {stage}: {message}")
 
-    return _Parser((ScriptArguments, get_stage(stage).config_class(), ModelConfig, KarmaArguments),
-                   prog=f"karma train {stage}")
+    dataclass_types: tuple[Any, ...] = (ScriptArguments, get_stage(stage).config_class(), ModelConfig, KarmaArguments)
+    return _Parser(dataclass_types, prog=f"karma train {stage}")
 
 
 def _unknown_keys(strings: Sequence[str]) -> list[str]:
@@ -111,8 +122,9 @@ def _stale_error(keys: Sequence[str], where: str, stage: str) -> KarmaError:
         hint = STALE_KEYS.get(k)
         parts.append(f"{k!r} ({hint})" if hint else repr(k))
     noun = "field" if len(keys) == 1 else "fields"
-    return KarmaError(f"{where}: unknown {noun} {', '.join(parts)}; see `karma train {stage} --list-fields` "
-                      "for the accepted fields")
+    return KarmaError(
+        f"{where}: unknown {noun} {', '.join(parts)}; see `karma train {stage} --list-fields` for the accepted fields"
+    )
 
 
 def _check_config_keys(parser, path: Path, stage: str) -> None:
@@ -139,8 +151,10 @@ def parse_args(stage: str, argv: Sequence[str]) -> ParsedArgs:
     parser = make_parser(stage)
     argv = list(argv)
     if not argv:
-        raise KarmaError(f"karma train {stage}: give --config RECIPE.yaml and/or --model_name_or_path, "
-                         "--dataset_name, --dataset_config, --output_dir (see --help)")
+        raise KarmaError(
+            f"karma train {stage}: give --config RECIPE.yaml and/or --model_name_or_path, "
+            "--dataset_name, --dataset_config, --output_dir (see --help)"
+        )
     where = "command line"
     if "--config" in argv:
         i = argv.index("--config")
@@ -155,22 +169,28 @@ def parse_args(stage: str, argv: Sequence[str]) -> ParsedArgs:
         where = str(path)
         _check_config_keys(parser, path, stage)
     flags = {opt for action in parser._actions for opt in action.option_strings} | {"--config"}
-    unknown = [a.split("=", 1)[0][2:].replace("-", "_") for a in argv
-               if a.startswith("--") and a.split("=", 1)[0] not in flags]
+    unknown = [
+        a.split("=", 1)[0][2:].replace("-", "_")
+        for a in argv
+        if a.startswith("--") and a.split("=", 1)[0] not in flags
+    ]
     if unknown:  # before the dataclasses are built, so a stale flag is reported first
         raise _stale_error(unknown, "command line", stage)
     try:
         with warnings.catch_warnings():  # TRL's own default gradient_checkpointing=True trips this
             warnings.filterwarnings("ignore", message=".*gradient_checkpointing.*deprecated", category=FutureWarning)
             *parsed, config_rest, cli_rest = parser.parse_args_and_config(
-                argv, return_remaining_strings=True, separate_remaining_strings=True)
+                argv, return_remaining_strings=True, separate_remaining_strings=True
+            )
     except KarmaError:
         raise
     except (ValueError, TypeError) as exc:  # YAML not a mapping, __post_init__ checks (bf16 on CPU...)
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         if "support bf16" in first:
-            raise KarmaError(f"{where}: bf16 is on (TRL's default) but there is no GPU; set bf16: false "
-                             "(or use_cpu: true) to train on CPU") from None
+            raise KarmaError(
+                f"{where}: bf16 is on (TRL's default) but there is no GPU; set bf16: false "
+                "(or use_cpu: true) to train on CPU"
+            ) from None
         raise KarmaError(f"{where}: invalid training configuration: {first}") from None
     if config_rest:
         raise _stale_error(_unknown_keys(config_rest), where, stage)
@@ -182,5 +202,3 @@ def parse_args(stage: str, argv: Sequence[str]) -> ParsedArgs:
     if not model.model_name_or_path:
         raise KarmaError(f"{where}: model_name_or_path is required")
     return ParsedArgs(stage, script, training, model, karma)
-
-

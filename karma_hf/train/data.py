@@ -35,22 +35,25 @@ def to_sft_rows(ds, split: str):
         drop = [c for c in ("rejected",) if c in cols]
         return ds.rename_column("chosen", "completion").remove_columns(drop)
     if "messages" in cols:
+
         def split_last(row):
             msgs = row["messages"]
             if not msgs or msgs[-1].get("role") != "assistant":
                 raise KarmaError(f"split {split!r}: a messages row does not end with an assistant turn")
             return {"prompt": msgs[:-1], "completion": msgs[-1:]}
+
         return ds.map(split_last, remove_columns=["messages"], desc=f"SFT rows from {split}")
-    raise KarmaError(f"split {split!r} has neither prompt/chosen nor messages columns "
-                     f"(columns: {', '.join(sorted(cols))})")
+    raise KarmaError(
+        f"split {split!r} has neither prompt/chosen nor messages columns (columns: {', '.join(sorted(cols))})"
+    )
 
 
 def check_pairs(ds, split: str):
     """DPO needs ``prompt``/``chosen``/``rejected``."""
     missing = [c for c in ("prompt", "chosen", "rejected") if c not in ds.column_names]
     if missing:
-        raise KarmaError(f"split {split!r} has no {', '.join(missing)} column(s) for DPO "
-                         f"(columns: {', '.join(ds.column_names)}); use a pairs split such as 'train'")
+        raise KarmaError(
+            f"split {split!r} has no {', '.join(missing)} column(s) for DPO "
+            f"(columns: {', '.join(ds.column_names)}); use a pairs split such as 'train'"
+        )
     return ds
-
-

@@ -18,6 +18,12 @@ def _trainer() -> type:
     return DPOTrainer
 
 
-STAGE = register_stage(Stage(
-    name="dpo", help="DPO on the KARMA pairs (prompt/chosen/rejected).",
-    config_class=_config, trainer_class=_trainer, prepare=check_pairs))
+STAGE = register_stage(
+    Stage(
+        name="dpo",
+        help="DPO on the KARMA pairs (prompt/chosen/rejected).",
+        config_class=_config,
+        trainer_class=_trainer,
+        prepare=check_pairs,
+    )
+)

@@ -45,8 +45,7 @@ def build_trainer(args: ParsedArgs, *, callbacks: Sequence[Any] = ()):
     script, training, model_args, karma = args.script, args.training, args.model, args.karma
     want_eval = training.eval_strategy != "no"
     splits = [script.dataset_train_split] + ([script.dataset_test_split] if want_eval else [])
-    data = load_karma_splits(script.dataset_name, script.dataset_config, splits,
-                             revision=karma.dataset_revision)
+    data = load_karma_splits(script.dataset_name, script.dataset_config, splits, revision=karma.dataset_revision)
     train = data[script.dataset_train_split]
     if karma.karma_max_train_samples is not None:
         train = train.select(range(min(karma.karma_max_train_samples, len(train))))
@@ -55,27 +54,47 @@ def build_trainer(args: ParsedArgs, *, callbacks: Sequence[Any] = ()):
     train = prepare(train, script.dataset_train_split)
     eval_ds = prepare(data[script.dataset_test_split], script.dataset_test_split) if want_eval else None
 
-    model_init_kwargs = dict(revision=model_args.model_revision, trust_remote_code=training.trust_remote_code,
-                             attn_implementation=model_args.attn_implementation, dtype=model_args.dtype)
+    model_init_kwargs = dict(
+        revision=model_args.model_revision,
+        trust_remote_code=training.trust_remote_code,
+        attn_implementation=model_args.attn_implementation,
+        dtype=model_args.dtype,
+    )
     model_init_kwargs.update(training.model_init_kwargs or {})
     training.model_init_kwargs = model_init_kwargs
 
-    batch_size = int(karma.karma_eval_batch_size) if karma.karma_eval_batch_size.isdigit() else karma.karma_eval_batch_size
-    cb = KarmaCallback(script.dataset_name, script.dataset_config, dataset_revision=karma.dataset_revision,
-                       train_dataset=train, run_config=args.resolved(), eval_tasks=karma.karma_eval_tasks,
-                       eval_limit=karma.karma_eval_limit, eval_on_save=karma.karma_eval_on_save,
-                       eval_at_train_end=False, eval_batch_size=batch_size,
-                       eval_apply_chat_template=karma.karma_eval_apply_chat_template)
-    trainer = stage.trainer_class()(model=model_args.model_name_or_path, args=training, train_dataset=train,
-                          eval_dataset=eval_ds, callbacks=[cb, *callbacks],
-                          quantization_config=get_quantization_config(model_args),
-                          peft_config=get_peft_config(model_args))
+    batch_size = (
+        int(karma.karma_eval_batch_size) if karma.karma_eval_batch_size.isdigit() else karma.karma_eval_batch_size
+    )
+    cb = KarmaCallback(
+        script.dataset_name,
+        script.dataset_config,
+        dataset_revision=karma.dataset_revision,
+        train_dataset=train,
+        run_config=args.resolved(),
+        eval_tasks=karma.karma_eval_tasks,
+        eval_limit=karma.karma_eval_limit,
+        eval_on_save=karma.karma_eval_on_save,
+        eval_at_train_end=False,
+        eval_batch_size=batch_size,
+        eval_apply_chat_template=karma.karma_eval_apply_chat_template,
+    )
+    trainer = stage.trainer_class()(
+        model=model_args.model_name_or_path,
+        args=training,
+        train_dataset=train,
+        eval_dataset=eval_ds,
+        callbacks=[cb, *callbacks],
+        quantization_config=get_quantization_config(model_args),
+        peft_config=get_peft_config(model_args),
+    )
     cb.attach(trainer)
     if script.ignore_bias_buffers:
         import torch
 
         trainer.model._ddp_params_and_buffers_to_ignore = [
-            name for name, buf in trainer.model.named_buffers() if buf.dtype == torch.bool]
+            name for name, buf in trainer.model.named_buffers() if buf.dtype == torch.bool
+        ]
     return trainer, cb
 
 
@@ -107,8 +126,9 @@ def _resume_target(value: str | None) -> str | bool | None:
     return value
 
 
-def train(stage: str, argv: Sequence[str] = (), *, args: ParsedArgs | None = None,
-          callbacks: Sequence[Any] = ()) -> TrainResult:
+def train(
+    stage: str, argv: Sequence[str] = (), *, args: ParsedArgs | None = None, callbacks: Sequence[Any] = ()
+) -> TrainResult:
     """Run ``karma train STAGE`` in this process (one rank of a launcher job, or alone).
 
     Trains, saves the model (and tokenizer) to ``output_dir``, writes the TRL model card plus the
@@ -134,8 +154,9 @@ def train(stage: str, argv: Sequence[str] = (), *, args: ParsedArgs | None = Non
     if training.push_to_hub:
         trainer.push_to_hub(dataset_name=hub_name)
     hub_model_id = trainer.hub_model_id
-    result = TrainResult(out, trainer.state.global_step, dict(output.metrics),
-                         list(trainer.state.log_history), [], seconds)
+    result = TrainResult(
+        out, trainer.state.global_step, dict(output.metrics), list(trainer.state.log_history), [], seconds
+    )
     _release(trainer)
     # The karma evaluation runs after the process group is gone: a long lm-eval on the main
     # process never holds the other ranks in a collective (NCCL/gloo timeouts).
@@ -143,7 +164,11 @@ def train(stage: str, argv: Sequence[str] = (), *, args: ParsedArgs | None = Non
     if training.push_to_hub and main:
         from huggingface_hub import upload_file
 
-        upload_file(path_or_fileobj=str(out / "README.md"), path_in_repo="README.md",
-                    repo_id=hub_model_id, token=training.hub_token,
-                    commit_message="karma-hf: model card provenance section")
+        upload_file(
+            path_or_fileobj=str(out / "README.md"),
+            path_in_repo="README.md",
+            repo_id=hub_model_id,
+            token=training.hub_token,
+            commit_message="karma-hf: model card provenance section",
+        )
     return result

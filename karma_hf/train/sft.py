@@ -18,6 +18,12 @@ def _trainer() -> type:
     return SFTTrainer
 
 
-STAGE = register_stage(Stage(
-    name="sft", help="Supervised fine-tuning on the chosen responses (prompt/completion, completion-only loss).",
-    config_class=_config, trainer_class=_trainer, prepare=to_sft_rows))
+STAGE = register_stage(
+    Stage(
+        name="sft",
+        help="Supervised fine-tuning on the chosen responses (prompt/completion, completion-only loss).",
+        config_class=_config,
+        trainer_class=_trainer,
+        prepare=to_sft_rows,
+    )
+)

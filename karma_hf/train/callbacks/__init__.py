@@ -27,9 +27,17 @@ from karma_hf.train.callbacks.evaluation import CKPT_EVAL_DIR, EVAL_DIR, EvalCal
 from karma_hf.train.callbacks.provenance import ProvenanceCallback, library_versions
 from karma_hf.train.callbacks.stats import BATCH_STATS_FILE, KinshipStatsCallback
 
-__all__ = ["BATCH_STATS_FILE", "CKPT_EVAL_DIR", "EVAL_DIR", "PROVENANCE_FILE", "EvalCallback", "KarmaCallback",
-           "KinshipStatsCallback", "ProvenanceCallback", "library_versions"]
-
+__all__ = [
+    "BATCH_STATS_FILE",
+    "CKPT_EVAL_DIR",
+    "EVAL_DIR",
+    "PROVENANCE_FILE",
+    "EvalCallback",
+    "KarmaCallback",
+    "KinshipStatsCallback",
+    "ProvenanceCallback",
+    "library_versions",
+]
 
 
 class KarmaCallback(TrainerCallback):
@@ -52,27 +60,50 @@ class KarmaCallback(TrainerCallback):
         top_pairs: how many model pairs get their own ``karma/pair_share/...`` metric per log.
     """
 
-    def __init__(self, dataset_name: str | None = None, dataset_config: str | None = None, *,
-                 dataset_revision: str | None = None, train_dataset: Any = None,
-                 run_config: Mapping[str, Any] | None = None,
-                 eval_tasks: Sequence[str] | None = None, eval_limit: float | None = None,
-                 eval_on_save: bool = False, eval_at_train_end: bool = True,
-                 eval_batch_size: int | str = 1, eval_apply_chat_template: bool = True,
-                 eval_extra_args: Sequence[str] = (), top_pairs: int = 8) -> None:
+    def __init__(
+        self,
+        dataset_name: str | None = None,
+        dataset_config: str | None = None,
+        *,
+        dataset_revision: str | None = None,
+        train_dataset: Any = None,
+        run_config: Mapping[str, Any] | None = None,
+        eval_tasks: Sequence[str] | None = None,
+        eval_limit: float | None = None,
+        eval_on_save: bool = False,
+        eval_at_train_end: bool = True,
+        eval_batch_size: int | str = 1,
+        eval_apply_chat_template: bool = True,
+        eval_extra_args: Sequence[str] = (),
+        top_pairs: int = 8,
+    ) -> None:
         self.stats = KinshipStatsCallback(train_dataset, top_pairs=top_pairs)
-        self.evaluation = EvalCallback(eval_tasks or (), limit=eval_limit, on_save=eval_on_save,
-                                       at_train_end=eval_at_train_end, batch_size=eval_batch_size,
-                                       apply_chat_template=eval_apply_chat_template, extra_args=eval_extra_args)
+        self.evaluation = EvalCallback(
+            eval_tasks or (),
+            limit=eval_limit,
+            on_save=eval_on_save,
+            at_train_end=eval_at_train_end,
+            batch_size=eval_batch_size,
+            apply_chat_template=eval_apply_chat_template,
+            extra_args=eval_extra_args,
+        )
         self.provenance_cb = ProvenanceCallback(
-            dataset_name, dataset_config, dataset_revision=dataset_revision, train_dataset=train_dataset,
-            run_config=run_config, extra=self._extra_facts,
-            batch_totals=lambda: (self.stats.total.rows, self.stats.total.kinship_mean))
+            dataset_name,
+            dataset_config,
+            dataset_revision=dataset_revision,
+            train_dataset=train_dataset,
+            run_config=run_config,
+            extra=self._extra_facts,
+            batch_totals=lambda: (self.stats.total.rows, self.stats.total.kinship_mean),
+        )
         # provenance first (it records the others' state), statistics, then evaluation
         self.parts: tuple[TrainerCallback, ...] = (self.provenance_cb, self.stats, self.evaluation)
 
     def _extra_facts(self) -> dict[str, Any]:
-        return {"karma_eval": self.evaluation.settings() if self.evaluation.tasks else None,
-                "batch_stats": None if self.stats.disabled is None else {"disabled": self.stats.disabled}}
+        return {
+            "karma_eval": self.evaluation.settings() if self.evaluation.tasks else None,
+            "batch_stats": None if self.stats.disabled is None else {"disabled": self.stats.disabled},
+        }
 
     @property
     def provenance(self) -> dict[str, Any] | None:

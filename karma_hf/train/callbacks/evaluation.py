@@ -24,9 +24,17 @@ CKPT_EVAL_DIR = "karma_eval_checkpoints"
 class EvalCallback(TrainerCallback):
     """Evaluate with lm-eval on the karma tasks; ``eval_files`` lists the results files written."""
 
-    def __init__(self, tasks: Sequence[str], *, limit: float | None = None, on_save: bool = False,
-                 at_train_end: bool = True, batch_size: int | str = 1, apply_chat_template: bool = True,
-                 extra_args: Sequence[str] = ()) -> None:
+    def __init__(
+        self,
+        tasks: Sequence[str],
+        *,
+        limit: float | None = None,
+        on_save: bool = False,
+        at_train_end: bool = True,
+        batch_size: int | str = 1,
+        apply_chat_template: bool = True,
+        extra_args: Sequence[str] = (),
+    ) -> None:
         self.tasks = list(tasks)
         self.limit = limit
         self.eval_on_save = on_save
@@ -49,10 +57,18 @@ class EvalCallback(TrainerCallback):
             return []
         self._evaluated.add(key)
         logger.info("karma eval of %s -> %s", model_dir, output_path)
-        files = [Path(f) for f in evaluate_model(str(model_dir), tasks=tuple(self.tasks), output_path=output_path,
-                                                 limit=self.limit, batch_size=self.batch_size,
-                                                 apply_chat_template=self.apply_chat_template,
-                                                 extra_args=self.extra_args)]
+        files = [
+            Path(f)
+            for f in evaluate_model(
+                str(model_dir),
+                tasks=tuple(self.tasks),
+                output_path=output_path,
+                limit=self.limit,
+                batch_size=self.batch_size,
+                apply_chat_template=self.apply_chat_template,
+                extra_args=self.extra_args,
+            )
+        ]
         self.eval_files.extend(files)
         return files
 

@@ -20,11 +20,22 @@ from typing import Any
 from transformers import TrainerCallback
 
 from karma_hf.cards.model import PROVENANCE_FILE, render_model_card_section, update_model_card
-from karma_hf.karma_set import KarmaSet, is_local
+from karma_hf.karma_set import is_local
+from karma_hf.set_provenance import dataset_provenance
 from karma_hf.train.stages import stage_of_config
 
-VERSIONED = ("karma-hf", "torch", "transformers", "trl", "datasets", "accelerate", "peft",
-             "lm-eval", "huggingface-hub", "deepspeed")
+VERSIONED = (
+    "karma-hf",
+    "torch",
+    "transformers",
+    "trl",
+    "datasets",
+    "accelerate",
+    "peft",
+    "lm-eval",
+    "huggingface-hub",
+    "deepspeed",
+)
 
 
 def library_versions() -> dict[str, str | None]:
@@ -46,11 +57,17 @@ class ProvenanceCallback(TrainerCallback):
     ``(rows, mean kinship or None)`` for the card.
     """
 
-    def __init__(self, dataset_name: str | None = None, dataset_config: str | None = None, *,
-                 dataset_revision: str | None = None, train_dataset: Any = None,
-                 run_config: Mapping[str, Any] | None = None,
-                 extra: Callable[[], Mapping[str, Any]] | None = None,
-                 batch_totals: Callable[[], tuple[int, float | None]] | None = None) -> None:
+    def __init__(
+        self,
+        dataset_name: str | None = None,
+        dataset_config: str | None = None,
+        *,
+        dataset_revision: str | None = None,
+        train_dataset: Any = None,
+        run_config: Mapping[str, Any] | None = None,
+        extra: Callable[[], Mapping[str, Any]] | None = None,
+        batch_totals: Callable[[], tuple[int, float | None]] | None = None,
+    ) -> None:
         self.dataset_name = dataset_name
         self.dataset_config = dataset_config
         self.dataset_revision = dataset_revision
@@ -63,9 +80,11 @@ class ProvenanceCallback(TrainerCallback):
     def build(self, args: Any, state: Any) -> dict[str, Any]:
         from karma_hf import __version__
 
-        dataset = (KarmaSet(self.dataset_name, self.dataset_revision).provenance(self.dataset_config,
-                                                                               self.train_dataset)
-                   if self.dataset_name else {"notes": ["no dataset_name given to KarmaCallback"]})
+        dataset = (
+            dataset_provenance(self.dataset_name, self.dataset_config, self.dataset_revision, self.train_dataset)
+            if self.dataset_name
+            else {"notes": ["no dataset_name given to KarmaCallback"]}
+        )
         record = {
             "karma_hf_version": __version__,
             "stage": stage_of_config(args),
@@ -84,15 +103,20 @@ class ProvenanceCallback(TrainerCallback):
         if state.is_world_process_zero:
             out = Path(args.output_dir)
             out.mkdir(parents=True, exist_ok=True)
-            (out / PROVENANCE_FILE).write_text(json.dumps(self.provenance, indent=2, sort_keys=True,
-                                                          default=str) + "\n", encoding="utf-8")
+            (out / PROVENANCE_FILE).write_text(
+                json.dumps(self.provenance, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8"
+            )
         return control
 
     def card_section(self) -> str:
         rows, mean = self.batch_totals() if self.batch_totals else (0, None)
-        return render_model_card_section(self.provenance or {}, dataset_name=self.dataset_name,
-                                         dataset_config=self.dataset_config, batch_rows=rows,
-                                         batch_kinship_mean=mean)
+        return render_model_card_section(
+            self.provenance or {},
+            dataset_name=self.dataset_name,
+            dataset_config=self.dataset_config,
+            batch_rows=rows,
+            batch_kinship_mean=mean,
+        )
 
     def write_card(self, out: Path, *, create: bool) -> None:
         hub = self.dataset_name if self.dataset_name and not is_local(self.dataset_name) else None

@@ -52,8 +52,12 @@ class PairStats:
         return self.kinship_sum / self.kinship_rows if self.kinship_rows else None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"rows": self.rows, "kinship_rows": self.kinship_rows, "kinship_sum": self.kinship_sum,
-                "pairs": dict(self.pairs)}
+        return {
+            "rows": self.rows,
+            "kinship_rows": self.kinship_rows,
+            "kinship_sum": self.kinship_sum,
+            "pairs": dict(self.pairs),
+        }
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> PairStats:
@@ -101,18 +105,28 @@ class KinshipStatsCallback(TrainerCallback):
         elif getattr(args, "packing", False):
             self.disabled = "packing merges rows, so batches have no per-row metadata"
         else:
-            source = next((d for d in (ds, self.trainer_dataset, self.train_dataset)
-                           if d is not None and all(c in getattr(d, "column_names", ()) for c in STATS_COLUMNS)),
-                          None)
+            source = next(
+                (
+                    d
+                    for d in (ds, self.trainer_dataset, self.train_dataset)
+                    if d is not None and all(c in getattr(d, "column_names", ()) for c in STATS_COLUMNS)
+                ),
+                None,
+            )
             if source is None:
                 self.disabled = f"no dataset with columns {', '.join(STATS_COLUMNS)}"
             elif len(source) != len(ds):
-                self.disabled = (f"the trainer kept {len(ds)} of {len(source)} rows; pass the trainer "
-                                 "to KarmaCallback.attach() for an exact index table")
+                self.disabled = (
+                    f"the trainer kept {len(ds)} of {len(source)} rows; pass the trainer "
+                    "to KarmaCallback.attach() for an exact index table"
+                )
             else:
                 cols = source.select_columns(list(STATS_COLUMNS))[:]
-                self._meta = ([_kinship_value(k) for k in cols["kinship"]], list(cols["chosen_model"]),
-                              list(cols["rejected_model"]))
+                self._meta = (
+                    [_kinship_value(k) for k in cols["kinship"]],
+                    list(cols["chosen_model"]),
+                    list(cols["rejected_model"]),
+                )
                 self._record_fetches(ds)
         if self.disabled:
             logger.warning("karma batch statistics are off: %s", self.disabled)
@@ -135,9 +149,10 @@ class KinshipStatsCallback(TrainerCallback):
         for _ in range(min(args.gradient_accumulation_steps, len(self._fetched))):
             for i in self._fetched.popleft():
                 self._window.rows += 1
-                if kin[i] is not None:
+                value = kin[i]
+                if value is not None:
                     self._window.kinship_rows += 1
-                    self._window.kinship_sum += kin[i]
+                    self._window.kinship_sum += value
                 self._window.pairs[f"{chosen[i]}>{rejected[i]}"] += 1
         return control
 
@@ -164,9 +179,13 @@ class KinshipStatsCallback(TrainerCallback):
     def write(self, out: Path) -> Path:
         """Run totals to ``out/karma_batch_stats.json``."""
         total = self.total
-        body = {"disabled": self.disabled, "rows": total.rows, "rows_with_kinship": total.kinship_rows,
-                "kinship_mean": total.kinship_mean,
-                "pair_counts": dict(sorted(total.pairs.items(), key=lambda kv: (-kv[1], kv[0])))}
+        body = {
+            "disabled": self.disabled,
+            "rows": total.rows,
+            "rows_with_kinship": total.kinship_rows,
+            "kinship_mean": total.kinship_mean,
+            "pair_counts": dict(sorted(total.pairs.items(), key=lambda kv: (-kv[1], kv[0]))),
+        }
         out.mkdir(parents=True, exist_ok=True)
         path = out / BATCH_STATS_FILE
         path.write_text(json.dumps(body, indent=2) + "\n", encoding="utf-8")
