@@ -119,7 +119,7 @@ def resolve_token(token: str | None = None) -> str:
     try:
         found = get_token()
     except Exception as exc:  # e.g. a failed OIDC exchange when HF_OIDC_RESOURCE is set
-        raise KarmaError(f"could not get a Hugging Face token ({type(exc).__name__}); set HF_TOKEN") from None
+        raise KarmaError(f"could not get a Hugging Face token ({type(exc).__name__}); set HF_TOKEN") from exc
     if not found:
         raise KarmaError("no Hugging Face token: set HF_TOKEN or run `hf auth login` with a write token")
     return found
@@ -129,8 +129,8 @@ def _retry_settings() -> tuple[int, float]:
     try:
         retries = int(os.environ.get("KARMA_HUB_RETRIES", "3"))
         backoff = float(os.environ.get("KARMA_HUB_BACKOFF", "2"))
-    except ValueError:
-        raise KarmaError("KARMA_HUB_RETRIES must be an integer and KARMA_HUB_BACKOFF a number of seconds") from None
+    except ValueError as exc:
+        raise KarmaError("KARMA_HUB_RETRIES must be an integer and KARMA_HUB_BACKOFF a number of seconds") from exc
     return max(retries, 0), max(backoff, 0.0)
 
 
@@ -228,7 +228,7 @@ def _with_retries(
             raise
         except Exception as exc:
             if not _is_transient(exc) or attempt == retries:
-                raise KarmaError(describe(exc, attempt + 1)) from None
+                raise KarmaError(describe(exc, attempt + 1)) from exc
             wait = backoff * (2**attempt)
             logger.warning(
                 "Hub request failed (%s); retry %d/%d in %.1f s", _short_reason(exc), attempt + 1, retries, wait

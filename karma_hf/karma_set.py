@@ -304,7 +304,7 @@ def scan_folder(folder: str | os.PathLike) -> FolderPlan:
     try:
         json.loads((root / REPORT_FILE).read_text(encoding="utf-8"))
     except (ValueError, UnicodeDecodeError) as exc:
-        raise KarmaError(f"{root / REPORT_FILE}: not valid JSON ({exc})") from None
+        raise KarmaError(f"{root / REPORT_FILE}: not valid JSON ({exc})") from exc
 
     declared = _declared_configs(root)
     shards: list[str] = []
@@ -347,7 +347,7 @@ def _check_shard(path: Path, split: str) -> tuple[str, ...]:
         meta = pq.read_metadata(path)
         names = tuple(meta.schema.to_arrow_schema().names)
     except Exception as exc:  # pyarrow raises ArrowInvalid / OSError on truncated or foreign files
-        raise KarmaError(f"{path}: not a readable parquet file ({type(exc).__name__})") from None
+        raise KarmaError(f"{path}: not a readable parquet file ({type(exc).__name__})") from exc
     if meta.num_rows == 0:
         raise KarmaError(
             f"{path}: has no rows; load_dataset cannot read an empty split (leave it out of the "

@@ -213,9 +213,9 @@ class Kinship:
     def _idx(self, model: str) -> int:
         try:
             return self.index[model]
-        except KeyError:
+        except KeyError as exc:
             known = ", ".join(self.models[:20]) + (" ..." if len(self.models) > 20 else "")
-            raise KarmaError(f"unknown model {model!r}; the score table has: {known}") from None
+            raise KarmaError(f"unknown model {model!r}; the score table has: {known}") from exc
 
     def s_pref_of(self, model: str) -> float:
         return float(self.s_pref[self._idx(model)])

@@ -81,8 +81,8 @@ def karma_modes() -> tuple[str, ...]:
 def get_mode(name: str) -> Mode:
     try:
         return _MODES[name]
-    except KeyError:
-        raise KarmaError(f"unknown mode {name!r}; choose from {', '.join(_MODES)}") from None
+    except KeyError as exc:
+        raise KarmaError(f"unknown mode {name!r}; choose from {', '.join(_MODES)}") from exc
 
 
 def mode_help(name: str) -> str:

@@ -76,9 +76,9 @@ def _parse_results_file(path: Path, name: str | None) -> _ResultsFile:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
-        raise KarmaError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
-    except UnicodeDecodeError:
-        raise KarmaError(f"{path}: not a text JSON file") from None
+        raise KarmaError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from exc
+    except UnicodeDecodeError as exc:
+        raise KarmaError(f"{path}: not a text JSON file") from exc
     if (
         not isinstance(data, dict)
         or not isinstance(data.get("results"), dict)

@@ -145,7 +145,7 @@ class ScoreTable:
             benchmarks = list(data["benchmarks"])
             values = [[float(data["scores"][m][b]) for b in benchmarks] for m in models]
         except (KeyError, TypeError, ValueError) as exc:
-            raise KarmaError(f"score table dict is malformed: missing or bad field {exc}") from None
+            raise KarmaError(f"score table dict is malformed: missing or bad field {exc}") from exc
         prov = {}
         for key, p in (data.get("provenance") or {}).items():
             m, _, b = key.partition("|")

@@ -174,10 +174,10 @@ def _read_alias_file(path: Path) -> dict[str, str]:
 
     try:
         data = json.loads(path.read_text(encoding="utf-8"), object_pairs_hook=pairs_hook)
-    except FileNotFoundError:
-        raise KarmaError(f"alias file does not exist: {path}") from None
+    except FileNotFoundError as exc:
+        raise KarmaError(f"alias file does not exist: {path}") from exc
     except json.JSONDecodeError as exc:
-        raise KarmaError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+        raise KarmaError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from exc
     if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
         raise KarmaError(f"{path}: alias file must be a JSON object of name -> name")
     return data
@@ -202,8 +202,8 @@ def read_csv(path: str | Path) -> ScoreTable:
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise KarmaError(f"scores file does not exist: {path}") from None
+    except FileNotFoundError as exc:
+        raise KarmaError(f"scores file does not exist: {path}") from exc
     rows = list(csv.reader(io.StringIO(text)))
     rows = [r for r in rows if any(c.strip() for c in r)]
     if not rows:
@@ -226,8 +226,8 @@ def read_csv(path: str | Path) -> ScoreTable:
         for bench, cell in zip(benches, row[1:], strict=False):
             try:
                 v = float(cell)
-            except ValueError:
-                raise KarmaError(f"{path}:{line_no}: {bench} of {model!r} is not a number: {cell!r}") from None
+            except ValueError as exc:
+                raise KarmaError(f"{path}:{line_no}: {bench} of {model!r} is not a number: {cell!r}") from exc
             if not math.isfinite(v):
                 raise KarmaError(f"{path}:{line_no}: {bench} of {model!r} is not finite: {cell!r}")
             vals.append(v)

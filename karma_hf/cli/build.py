@@ -128,10 +128,8 @@ def build_cmd(
         raise click.BadParameter("--private needs --push-to", param_hint="--private")
     try:
         size: int | float = float(test_size) if any(c in test_size for c in ".eE") else int(test_size)
-    except ValueError:
-        raise click.BadParameter(
-            f"{test_size!r} is neither a count nor a fraction", param_hint="--test-size"
-        ) from None
+    except ValueError as exc:
+        raise click.BadParameter(f"{test_size!r} is neither a count nor a fraction", param_hint="--test-size") from exc
     if push_to:
         from karma_hf.hub import normalize_repo_id
 

@@ -105,7 +105,7 @@ def _provenance(run_dir: Path) -> dict[str, Any]:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
-        raise KarmaError(f"{path}: not valid JSON ({exc.msg})") from None
+        raise KarmaError(f"{path}: not valid JSON ({exc.msg})") from exc
 
 
 def load_run(run_dir: str | Path, *, is_baseline: bool = False) -> RunScores:

@@ -71,8 +71,8 @@ SOURCES: dict[str, Source] = {
 def get_source(key: str) -> Source:
     try:
         return SOURCES[key]
-    except KeyError:
-        raise KarmaError(f"unknown karma data source {key!r}; known: {', '.join(SOURCES)}") from None
+    except KeyError as exc:
+        raise KarmaError(f"unknown karma data source {key!r}; known: {', '.join(SOURCES)}") from exc
 
 
 def data_dir_from_env() -> Path | None:

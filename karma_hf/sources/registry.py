@@ -93,8 +93,8 @@ def get_source(name: str) -> SourceSchema:
     _ensure_builtins()
     try:
         return _SOURCES[name]
-    except KeyError:
-        raise KarmaError(f"unknown --source-format {name!r}; known: {', '.join(_SOURCES)}") from None
+    except KeyError as exc:
+        raise KarmaError(f"unknown --source-format {name!r}; known: {', '.join(_SOURCES)}") from exc
 
 
 def detect_source(schema: pa.Schema) -> SourceSchema:

@@ -135,7 +135,7 @@ def _completion_rating(comp: Mapping[str, Any], where: str, rating: str) -> floa
         try:
             return parse_overall_score(comp.get("overall_score"))
         except ValueError as exc:
-            raise MalformedRow(f"{where}.overall_score", str(exc)) from None
+            raise MalformedRow(f"{where}.overall_score", str(exc)) from exc
     annotations = comp.get("annotations")
     if annotations is None:
         return None
@@ -154,7 +154,7 @@ def _completion_rating(comp: Mapping[str, Any], where: str, rating: str) -> floa
         try:
             values.append(parse_rating(entry.get("Rating")))
         except ValueError as exc:
-            raise MalformedRow(f"{where}.annotations.{aspect}.Rating", str(exc)) from None
+            raise MalformedRow(f"{where}.annotations.{aspect}.Rating", str(exc)) from exc
     return aspect_mean(values)
 
 

@@ -134,7 +134,7 @@ def _check_config_keys(parser, path: Path, stage: str) -> None:
     try:
         config = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
-        raise KarmaError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+        raise KarmaError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from exc
     if not isinstance(config, dict):
         raise KarmaError(f"{path}: a recipe must be a YAML mapping of field: value")
     known = {action.dest for action in parser._actions} | {"env"}
@@ -190,8 +190,8 @@ def parse_args(stage: str, argv: Sequence[str]) -> ParsedArgs:
             raise KarmaError(
                 f"{where}: bf16 is on (TRL's default) but there is no GPU; set bf16: false "
                 "(or use_cpu: true) to train on CPU"
-            ) from None
-        raise KarmaError(f"{where}: invalid training configuration: {first}") from None
+            ) from exc
+        raise KarmaError(f"{where}: invalid training configuration: {first}") from exc
     if config_rest:
         raise _stale_error(_unknown_keys(config_rest), where, stage)
     if cli_rest:

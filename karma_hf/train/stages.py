@@ -59,8 +59,8 @@ def get_stage(name: str) -> Stage:
     _ensure_builtins()
     try:
         return _STAGES[name]
-    except KeyError:
-        raise KarmaError(f"unknown training stage {name!r}; choose one of {', '.join(_STAGES)}") from None
+    except KeyError as exc:
+        raise KarmaError(f"unknown training stage {name!r}; choose one of {', '.join(_STAGES)}") from exc
 
 
 def stage_of_config(config: Any) -> str:

@@ -87,7 +87,7 @@ class ProvenanceCallback(TrainerCallback):
         )
         record = {
             "karma_hf_version": __version__,
-            "stage": stage_of_config(args),
+            "stage": self.run_config.get("stage") or stage_of_config(args),
             "dataset": dataset,
             "versions": library_versions(),
             "world_size": args.world_size,
