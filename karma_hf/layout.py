@@ -60,12 +60,23 @@ register_mode(
 )
 register_mode(
     "rlaif",
-    "baseline: best per-instance AI rating vs a seeded random strictly lower-rated completion",
+    "baseline: instance-wise binarization by the source's per-instance AI ratings (recipe: --rlaif-recipe)",
     kind="baseline",
 )
 
 #: The baseline mode reports compare against.
 BASELINE_MODE = "rlaif"
+
+#: How the ``rlaif`` baseline binarizes (``--rlaif-recipe``): name -> what it does. The paper names
+#: no recipe ("instance-wise scored RLAIF", Cui et al. 2023); ``h4`` is the default (our choice:
+#: the binarization most papers mean by instance-wise UltraFeedback pairs).
+RLAIF_RECIPES: dict[str, str] = {
+    "h4": "HuggingFaceH4/ultrafeedback_binarized: chosen = highest overall_score (first in completion order), "
+    "rejected = a seeded uniform random one of the other completions, ties kept, TruthfulQA rows dropped",
+    "argilla": "argilla/ultrafeedback-binarized-preferences: chosen = best mean aspect rating, rejected = a "
+    "seeded random strictly lower-rated completion, ties dropped",
+}
+DEFAULT_RLAIF_RECIPE = "h4"
 
 
 def modes() -> tuple[str, ...]:
@@ -178,12 +189,17 @@ DROP_REASONS: tuple[str, ...] = (
     "tie",
     "unknown_model",
     "malformed",
+    "excluded_source",
+    "truthfulqa_copy",
 )
 DROP_REASON_HELP: dict[str, str] = {
     "malformed": "the row breaks the source schema (missing instruction/model, bad rating...)",
-    "fewer_than_two_scored": "fewer than two completions of scored models (rlaif: of known models with a rating)",
+    "fewer_than_two_scored": "fewer than two completions of scored models (rlaif: of known models with a rating); "
+    "completions of excluded models (ultralm-65b by default) do not count",
     "unknown_model": "fewer than two completions left after skipping unknown models",
     "empty_response": "two or more candidates, but fewer than two non-empty responses",
     "no_kin_above_tau": "no candidate pair has kinship >= tau",
-    "tie": "the pair has equal S_pref (rlaif: all candidates have the same rating)",
+    "tie": "the pair has equal S_pref (rlaif argilla: all candidates have the same rating)",
+    "excluded_source": "rlaif h4 only: the row's source label is truthful_qa (H4 drops TruthfulQA)",
+    "truthfulqa_copy": "rlaif h4 only: the instruction is a question of --truthfulqa-questions (a TruthfulQA copy)",
 }

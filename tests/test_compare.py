@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from karma_hf.cli import main
-from karma_hf.evaluation.compare import compare_runs, plot_comparison
 from karma_hf.errors import KarmaError
+from karma_hf.evaluation.compare import compare_runs, comparison_figure, plot_comparison
 from karma_hf.scores import KARMA_TASKS
 
 
@@ -54,7 +54,8 @@ def test_compare_groups_by_mode_and_marks_the_baseline(runs):
     md = cmp.to_markdown()
     assert "dpo-rlaif (baseline)" in md and "0.6000 (+0.1000)" in md
     data = cmp.to_dict()
-    assert data["runs"][0]["baseline"] and data["runs"][2]["delta_vs_baseline"]["karma_mmlu_pro"] == pytest.approx(-0.1)
+    assert data["runs"][0]["baseline"]
+    assert data["runs"][2]["delta_vs_baseline"]["karma_mmlu_pro"] == pytest.approx(-0.1)
 
 
 def test_compare_keeps_common_benchmarks_and_says_which_were_dropped(tmp_path, runs):
@@ -93,3 +94,7 @@ def test_plot_without_provenance_still_labels_runs(tmp_path):
     cmp = compare_runs([run])
     assert cmp.runs[0].mode is None
     assert plot_comparison(cmp, tmp_path / "c.svg").read_text().startswith("<?xml")
+    fig = comparison_figure(cmp)
+    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert labels == ["plain — ?"]  # the run's folder name, mode unknown
+    assert [t.get_text() for t in fig.axes[0].get_xticklabels()][:2] == ["ifeval", "mmlu_stem"]

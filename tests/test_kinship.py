@@ -154,11 +154,33 @@ def test_paper_global_pairs(paper: Kinship) -> None:
     assert paper.select("sim", ["starchat", "pythia-12b"]).reason == "no_kin_above_tau"
 
 
-def test_large_pool_is_vectorised() -> None:
+def test_large_pool_matches_a_brute_force_reference() -> None:
+    """600 models: every cosine, S_pref and the pool-wide pair of each mode against plain Python loops."""
+    import math
+
     rng = np.random.default_rng(0)
     values = rng.random((600, 6))
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        k = Kinship.from_values([f"m{i}" for i in range(600)], [f"b{j}" for j in range(6)], values)
-    assert k.cosine.shape == (600, 600)
-    assert isinstance(k.select("sim", k.models), Pair)
+        k = Kinship.from_values([f"m{i}" for i in range(600)], [f"b{j}" for j in range(6)], values, tau=0.995)
+    lo, hi = values.min(axis=0), values.max(axis=0)
+    norm = [[(v - a) / (b - a) for v, a, b in zip(row, lo, hi, strict=True)] for row in values.tolist()]
+
+    def cos(i: int, j: int) -> float:
+        dot = sum(x * y for x, y in zip(norm[i], norm[j], strict=True))
+        return dot / (math.sqrt(sum(x * x for x in norm[i])) * math.sqrt(sum(y * y for y in norm[j])))
+
+    for i, j in rng.integers(0, 600, size=(300, 2)).tolist():
+        assert k.cosine[i, j] == pytest.approx(1.0 if i == j else cos(i, j), abs=1e-12)
+    s_pref = [sum(r) / 6 for r in norm]
+    assert np.allclose(k.s_pref, s_pref)
+    rank = sorted(range(600), key=lambda i: (-s_pref[i], f"m{i}"))
+    kin_pairs = [(a, b) for x, a in enumerate(rank) for b in rank[x + 1:] if cos(a, b) >= 0.995]
+    assert kin_pairs  # a high tau keeps the reference small but not empty
+    best_sim = max(kin_pairs, key=lambda p: cos(*p))
+    got = k.select("sim", k.models)
+    assert isinstance(got, Pair) and {got.chosen, got.rejected} == {f"m{best_sim[0]}", f"m{best_sim[1]}"}
+    first = next(a for a in rank if any(a in p for p in kin_pairs))
+    partner = next(b for b in rank if b != first and ((first, b) in kin_pairs or (b, first) in kin_pairs))
+    got = k.select("score", k.models)
+    assert isinstance(got, Pair) and (got.chosen, got.rejected) == (f"m{first}", f"m{partner}")

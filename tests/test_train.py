@@ -10,8 +10,8 @@ import json
 from pathlib import Path
 
 import pytest
-
 from karma_set import MODE_PAIRS, write_karma_set
+
 from karma_hf.cli import main
 from karma_hf.errors import KarmaError
 from karma_hf.train import train
@@ -93,9 +93,24 @@ def test_train_sft_local_folder_logs_kinship_next_to_trl_metrics(tiny_model_dir,
 
 
 def test_sft_reads_the_train_sft_split(tiny_model_dir, karma_set, tmp_path):
-    result = train("sft", _argv("sft", tiny_model_dir, karma_set, tmp_path / "o",
+    """train_sft's `messages` become prompt (all but the last turn) / completion (the last assistant turn)."""
+    from datasets import load_dataset
+
+    from karma_hf.train.data import to_sft_rows
+
+    sft = load_dataset(str(karma_set), data_files={"t": "score/train_sft-00000-of-00001.parquet"})["t"]
+    rows = to_sft_rows(sft, "train_sft")
+    assert len(rows) == len(sft) and "messages" not in rows.column_names
+    for src, row in zip(sft.select(range(5)), rows.select(range(5)), strict=True):
+        assert row["prompt"] + row["completion"] == src["messages"] and len(row["completion"]) == 1
+        assert row["completion"][0]["role"] == "assistant"
+    out = tmp_path / "o"
+    result = train("sft", _argv("sft", tiny_model_dir, karma_set, out,
                                 "--dataset_train_split", "train_sft", "--max_steps", 1)[2:])
     assert result.global_step == 1
+    state = _check_run(out, karma_set, "score", "sft", steps=1, batch=4)
+    assert state["dataset"]["num_train_rows"] == len(sft)
+    assert state["run_config"]["script"]["dataset_train_split"] == "train_sft"
 
 
 def test_resume_from_checkpoint_continues_step_count(tiny_model_dir, karma_set, tmp_path):

@@ -169,13 +169,11 @@ def compare_runs(run_dirs: Sequence[str | Path], *, baseline: str | Path | None 
     return Comparison(runs, common, notes)
 
 
-def plot_comparison(cmp: Comparison, path: str | Path, *, title: str | None = None) -> Path:
+def comparison_figure(cmp: Comparison, *, title: str | None = None) -> Any:
     """Grouped bar chart (benchmarks on x, one bar per run): baseline red, KARMA runs in blues."""
-    from karma_hf.analysis.style import pyplot, save
+    from karma_hf.analysis.style import pyplot
 
     plt = pyplot()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     cols = cmp.columns
     n = len(cmp.runs)
     width = 0.8 / max(n, 1)
@@ -213,5 +211,17 @@ def plot_comparison(cmp: Comparison, path: str | Path, *, title: str | None = No
     ax.set_axisbelow(True)
     ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.28), ncol=min(2, n), frameon=False)
     fig.tight_layout()
-    save(fig, path, dpi=150, fmt=path.suffix.lstrip(".").lower() or "png", bbox_inches="tight")
+    return fig
+
+
+def plot_comparison(cmp: Comparison, path: str | Path, *, title: str | None = None) -> Path:
+    """Write :func:`comparison_figure` to ``path`` (PNG, SVG or PDF by suffix)."""
+    from karma_hf.analysis.style import save
+
+    path = Path(path)
+    fmt = path.suffix.lstrip(".").lower()
+    if fmt not in ("png", "svg", "pdf"):
+        raise KarmaError(f"--plot {path}: unknown image type {path.suffix or '(none)'!r}; use .png, .svg or .pdf")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save(comparison_figure(cmp, title=title), path, dpi=150, fmt=fmt, bbox_inches="tight")
     return path

@@ -32,7 +32,7 @@ def to_sft_rows(ds, split: str):
     """Conversational prompt/completion rows for SFT on the chosen side (see the module doc)."""
     cols = set(ds.column_names)
     if {"prompt", "chosen"} <= cols:
-        drop = [c for c in ("rejected",) if c in cols]
+        drop = [c for c in ("rejected", "messages") if c in cols]  # messages = prompt + chosen, the same turns
         return ds.rename_column("chosen", "completion").remove_columns(drop)
     if "messages" in cols:
 

@@ -159,11 +159,7 @@ class KinshipStatsCallback(TrainerCallback):
     def on_log(self, args, state, control, logs=None, **kwargs):
         if logs is None or "loss" not in logs or self.disabled is not None:
             return control
-        window = PairStats()
-        for part in _gather(self._window.to_dict()):
-            window.add(PairStats.from_dict(part))
-        self.total.add(window)
-        self._window = PairStats()
+        window = self._flush()
         if window.rows == 0:
             return control
         extra: dict[str, float] = {"karma/rows": float(window.rows)}
@@ -175,6 +171,15 @@ class KinshipStatsCallback(TrainerCallback):
         if state.log_history and state.log_history[-1].get("step") == state.global_step:
             state.log_history[-1].update(extra)
         return control
+
+    def _flush(self) -> PairStats:
+        """The rows seen since the last flush, over all processes, added to the run totals."""
+        window = PairStats()
+        for part in _gather(self._window.to_dict()):
+            window.add(PairStats.from_dict(part))
+        self.total.add(window)
+        self._window = PairStats()
+        return window
 
     def write(self, out: Path) -> Path:
         """Run totals to ``out/karma_batch_stats.json``."""
@@ -192,6 +197,8 @@ class KinshipStatsCallback(TrainerCallback):
         return path
 
     def on_train_end(self, args, state, control, **kwargs):
+        if self.disabled is None:
+            self._flush()  # steps after the last log (every process takes part in the gather)
         if state.is_world_process_zero:
             self.write(Path(args.output_dir))
         return control
