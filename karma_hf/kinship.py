@@ -197,6 +197,19 @@ class Kinship:
         if not informative.any():
             raise KarmaError("every benchmark has the same score for all models: kinship is undefined")
         normalized = normalized[:, informative]
+        if len(models) < 3:
+            warnings.warn(
+                f"only {len(models)} models: min-max normalisation maps every benchmark to 0 (worst) and 1 (best), "
+                "so a model that is worst on every benchmark becomes a zero vector that is never kin; "
+                "kinship needs a pool of 3 or more models to mean anything",
+                stacklevel=2,
+            )
+        if normalized.shape[1] == 1:
+            warnings.warn(
+                "only one informative benchmark: every cosine is 0 or 1 (a 1-D vector has no direction), so "
+                "kinship cannot tell models apart; use several benchmarks",
+                stacklevel=2,
+            )
         kept = tuple(b for b, ok in zip(benchmarks, informative, strict=False) if ok)
         return cls(
             models=models,

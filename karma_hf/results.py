@@ -146,11 +146,19 @@ def _metric_value(rf: _ResultsFile, task: str, metric: str | None) -> tuple[floa
 def read_lm_eval_results(
     specs: Sequence[tuple[str | None, Path]] | Sequence[str | Path],
     *,
-    benchmarks: Mapping[str, str | None] | None = None,
+    benchmarks: Mapping[str, str | None] | Mapping[str, tuple[str, str | None]] | None = None,
     allow_missing: bool = False,
 ) -> ScoreTable:
-    """Read lm-eval results files into a ScoreTable (see the module docstring)."""
-    wanted = dict(benchmarks) if benchmarks is not None else dict(KARMA_TASKS)
+    """Read lm-eval results files into a ScoreTable (see the module docstring).
+
+    ``benchmarks``: task -> metric key (``None`` = the task's usual metric), or column ->
+    ``(task, metric)`` for several metrics of one task. Every value read is a fraction (lm-eval's
+    accuracy-style metrics); a column with values outside [0, 1] is recorded as ``raw``.
+    """
+    spec = benchmarks if benchmarks is not None else KARMA_TASKS
+    wanted: dict[str, tuple[str, str | None]] = {
+        col: (v if isinstance(v, tuple) else (col, v)) for col, v in spec.items()
+    }
     pairs: list[tuple[str | None, Path]] = []
     for s in specs:
         if isinstance(s, tuple):
@@ -169,7 +177,7 @@ def read_lm_eval_results(
     ignored: set[str] = set()
     for model in models:
         mine = sorted((f for f in files if f.model == model), key=lambda f: (f.date, str(f.path)))
-        for task in wanted:
+        for col, (task, want_metric) in wanted.items():
             having = [f for f in mine if task in f.results]
             if not having:
                 continue
@@ -178,13 +186,14 @@ def read_lm_eval_results(
                 notes.append(
                     f"model {model!r}: {task} found in {len(having)} results files; using the newest, {newest.path}"
                 )
-            value, metric = _metric_value(newest, task, wanted[task])
-            cells[(model, task)] = (
+            value, metric = _metric_value(newest, task, want_metric)
+            cells[(model, col)] = (
                 value,
                 Provenance(str(newest.path), task, metric, newest.lm_eval_version, newest.limit, newest.date),
             )
+        tasks = {task for task, _ in wanted.values()}
         for f in mine:
-            ignored.update(t for t in f.results if t not in wanted)
+            ignored.update(t for t in f.results if t not in tasks)
     if ignored:
         notes.append(f"ignored results for tasks not selected: {', '.join(sorted(ignored))}")
     missing = {m: [t for t in wanted if (m, t) not in cells] for m in models}
@@ -205,6 +214,13 @@ def read_lm_eval_results(
     values = np.array([[cells[(m, b)][0] for b in benches] for m in models], dtype=np.float64)
     prov = {(m, b): cells[(m, b)][1] for m in models for b in benches}
     source = ", ".join(str(p) for _, p in pairs)
-    table = ScoreTable(models, benches, values, {}, prov, source)
-    table.notes = notes
-    return table
+    limited = sorted({(m, p.limit) for (m, _), p in prov.items() if p.limit is not None}, key=str)
+    for model, limit in limited:
+        notes.append(
+            f"warning: results of model {model!r} were made with --limit {limit:g}: a sample of each "
+            "benchmark, not the whole of it (scores are noisier; compare models at the same limit)"
+        )
+    units = {
+        b: "fraction" if ((values[:, j] >= 0) & (values[:, j] <= 1)).all() else "raw" for j, b in enumerate(benches)
+    }
+    return ScoreTable(models, benches, values, {}, prov, source, (), notes, units)

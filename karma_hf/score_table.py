@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,13 +18,26 @@ import numpy as np
 from karma_hf.errors import KarmaError
 from karma_hf.markdown import markdown_table
 
+#: The value range of each unit a score table knows.
+UNIT_RANGES: dict[str, tuple[float, float]] = {
+    "fraction": (0.0, 1.0),
+    "percent": (0.0, 100.0),
+    "raw": (-math.inf, math.inf),
+}
+
+#: Default metric of each karma task. IFEval: instruction-level loose accuracy, the metric the
+#: paper's Table 3 IFEval column was measured with (its GPT-4 value, 85.37, is GPT-4's published
+#: inst-level loose score), so our own runs and the ``ultrafeedback-paper`` preset measure the same
+#: thing. Multiple choice: the robust extractor (``robust-extract``, see tasks/utils.py), so a model
+#: is scored on its answer, not on writing "The answer is (X)" verbatim; ``strict-match`` is kept
+#: in every results file as the strict secondary (``--benchmark karma_arc_easy:exact_match,strict-match``).
 KARMA_TASKS: dict[str, str] = {
-    "karma_ifeval": "prompt_level_strict_acc,none",
-    "karma_mmlu_stem": "exact_match,strict-match",
-    "karma_mmlu_pro": "exact_match,strict-match",
-    "karma_hellaswag": "exact_match,strict-match",
-    "karma_arc_easy": "exact_match,strict-match",
-    "karma_arc_challenge": "exact_match,strict-match",
+    "karma_ifeval": "inst_level_loose_acc,none",
+    "karma_mmlu_stem": "exact_match,robust-extract",
+    "karma_mmlu_pro": "exact_match,robust-extract",
+    "karma_hellaswag": "exact_match,robust-extract",
+    "karma_arc_easy": "exact_match,robust-extract",
+    "karma_arc_challenge": "exact_match,robust-extract",
 }
 
 #: Capability groups of the paper's Table 1 (used by plots and reports).
@@ -76,6 +90,9 @@ class ScoreTable:
     source: str = ""
     known_unscored: tuple[str, ...] = ()
     notes: list[str] = field(default_factory=list)
+    #: Unit of each benchmark: ``fraction`` (0..1, lm-eval's metrics), ``percent`` (0..100, most
+    #: printed tables) or ``raw`` (any other scale). Missing = ``raw``.
+    units: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.values = np.asarray(self.values, dtype=np.float64).reshape(len(self.models), len(self.benchmarks))
@@ -88,6 +105,21 @@ class ScoreTable:
                 f"{self.source or 'score table'}: score of model {self.models[i]!r} on "
                 f"{self.benchmarks[j]!r} is not a finite number"
             )
+        for j, bench in enumerate(self.benchmarks):
+            unit = self.units.setdefault(bench, "raw")
+            if unit not in UNIT_RANGES:
+                raise KarmaError(
+                    f"{self.source or 'score table'}: unknown unit {unit!r} of {bench!r}; "
+                    f"use one of {', '.join(UNIT_RANGES)}"
+                )
+            lo, hi = UNIT_RANGES[unit]
+            outside = np.flatnonzero((self.values[:, j] < lo) | (self.values[:, j] > hi))
+            if outside.size:
+                i = int(outside[0])
+                raise KarmaError(
+                    f"{self.source or 'score table'}: {bench} of model {self.models[i]!r} is "
+                    f"{self.values[i, j]:g}, outside the {unit} range [{lo:g}, {hi:g}]"
+                )
 
     # -------------------------------------------------------------- accessors
     def display(self, model: str) -> str:
@@ -107,6 +139,7 @@ class ScoreTable:
             self.source,
             self.known_unscored,
             list(self.notes),
+            dict(self.units),
         )
 
     def drop_benchmarks(self, drop: Sequence[str]) -> ScoreTable:
@@ -121,7 +154,32 @@ class ScoreTable:
             self.source,
             self.known_unscored,
             list(self.notes),
+            {b: u for b, u in self.units.items() if b in benches},
         )
+
+    def to_fractions(self) -> ScoreTable:
+        """The same table with every ``percent`` benchmark divided by 100 (a note says which).
+
+        ``raw`` benchmarks cannot be placed on the 0..1 scale and stay as they are; combining
+        them with another source is refused by :func:`karma_hf.scores.load_scores`.
+        """
+        scale = np.array([100.0 if self.units.get(b) == "percent" else 1.0 for b in self.benchmarks])
+        if (scale == 1.0).all():
+            return self
+        converted = [b for b, s in zip(self.benchmarks, scale, strict=True) if s != 1.0]
+        out = ScoreTable(
+            list(self.models),
+            list(self.benchmarks),
+            self.values / scale,
+            dict(self.display_names),
+            dict(self.provenance),
+            self.source,
+            self.known_unscored,
+            list(self.notes),
+            {b: ("fraction" if b in converted else u) for b, u in self.units.items()},
+        )
+        out.notes.append(f"{self.source}: converted {', '.join(converted)} from percent to fraction (/100)")
+        return out
 
     # -------------------------------------------------------------- export
     def to_dict(self) -> dict[str, Any]:
@@ -131,6 +189,7 @@ class ScoreTable:
             "models": list(self.models),
             "display_names": {m: self.display(m) for m in self.models},
             "known_unscored": list(self.known_unscored),
+            "units": {b: self.units.get(b, "raw") for b in self.benchmarks},
             "scores": {
                 m: {b: float(self.values[i, j]) for j, b in enumerate(self.benchmarks)}
                 for i, m in enumerate(self.models)
@@ -158,6 +217,8 @@ class ScoreTable:
             prov,
             str(data.get("source", "")),
             tuple(data.get("known_unscored") or ()),
+            [],
+            dict(data.get("units") or {}),
         )
 
     def to_csv(self) -> str:

@@ -109,20 +109,37 @@ def load_scores(
     return table
 
 
-def _parse_benchmarks(spec: Mapping[str, str | None] | Sequence[str] | None) -> dict[str, str | None]:
+def _parse_benchmarks(
+    spec: Mapping[str, str | None] | Sequence[str] | None,
+) -> dict[str, tuple[str, str | None]]:
+    """Column name -> (lm-eval task, metric key or None). A task given with several metrics
+    (``--benchmark T:m1 --benchmark T:m2``) becomes one column per metric, named ``T:m1``, ``T:m2``."""
     if spec is None:
-        return dict(KARMA_TASKS)
+        return {t: (t, m) for t, m in KARMA_TASKS.items()}
+    pairs: list[tuple[str, str | None]]
     if isinstance(spec, Mapping):
-        out = dict(spec)
+        pairs = [(str(t), m) for t, m in spec.items()]
     else:
-        out = {}
+        pairs = []
         for s in spec:
             task, _, metric = str(s).partition(":")
             if not task:
                 raise KarmaError(f"bad --benchmark value {s!r}; expected TASK[:METRIC]")
-            out[task] = metric or None
-    if not out:
+            pairs.append((task, metric or None))
+    pairs = list(dict.fromkeys(pairs))
+    if not pairs:
         raise KarmaError("no benchmarks selected")
+    count: dict[str, int] = {}
+    for task, _ in pairs:
+        count[task] = count.get(task, 0) + 1
+    out: dict[str, tuple[str, str | None]] = {}
+    for task, want in pairs:
+        if count[task] > 1 and want is None:
+            raise KarmaError(
+                f"--benchmark {task} is given several times: name the metric of each "
+                f"(e.g. --benchmark {task}:acc,none)"
+            )
+        out[f"{task}:{want}" if count[task] > 1 else task] = (task, want)
     return out
 
 
@@ -133,14 +150,35 @@ def _concat(tables: list[ScoreTable]) -> ScoreTable:
             raise KarmaError(
                 f"cannot combine score sources with different benchmarks: {benches} vs {t.benchmarks} ({t.source})"
             )
+    units = {b: {t.units.get(b, "raw") for t in tables} for b in benches}
+    mixed = [b for b, us in units.items() if len(us) > 1]
+    if mixed:  # one scale before kinship: every source on fractions
+        for b in mixed:
+            raw = next((t for t in tables if t.units.get(b, "raw") == "raw"), None)
+            if raw is not None:
+                j = raw.benchmarks.index(b)
+                raise KarmaError(
+                    f"cannot put {b} of {raw.source} on one scale with the other score sources: its unit is not "
+                    f"known (e.g. model {raw.models[0]!r} = {raw.values[0, j]:g}); give the CSV a 'unit' row "
+                    "(fraction or percent)"
+                )
+        tables = [t.to_fractions() for t in tables]
     models = [m for t in tables for m in t.models]
     values = np.vstack([t.values for t in tables])
     display = {k: v for t in tables for k, v in t.display_names.items()}
     prov = {k: v for t in tables for k, v in t.provenance.items()}
     unscored = tuple(dict.fromkeys(u for t in tables for u in t.known_unscored))
-    out = ScoreTable(models, list(benches), values, display, prov, " + ".join(t.source for t in tables), unscored)
-    out.notes = [n for t in tables for n in t.notes]
-    return out
+    return ScoreTable(
+        models,
+        list(benches),
+        values,
+        display,
+        prov,
+        " + ".join(t.source for t in tables),
+        unscored,
+        [n for t in tables for n in t.notes],
+        dict(tables[0].units),
+    )
 
 
 def apply_aliases(table: ScoreTable, aliases: Mapping[str, str] | str | Path) -> ScoreTable:
@@ -158,9 +196,17 @@ def apply_aliases(table: ScoreTable, aliases: Mapping[str, str] | str | Path) ->
     new = [aliases.get(m, m) for m in table.models]
     display = {aliases.get(m, m): table.display(m) for m in table.models}
     prov = {(aliases.get(m, m), b): p for (m, b), p in table.provenance.items()}
-    out = ScoreTable(new, list(table.benchmarks), table.values, display, prov, table.source, table.known_unscored)
-    out.notes = list(table.notes)
-    return out
+    return ScoreTable(
+        new,
+        list(table.benchmarks),
+        table.values,
+        display,
+        prov,
+        table.source,
+        table.known_unscored,
+        list(table.notes),
+        dict(table.units),
+    )
 
 
 def _read_alias_file(path: Path) -> dict[str, str]:
@@ -192,9 +238,17 @@ def load_preset(name: str) -> ScoreTable:
     table = read_csv(base / f"{name}.csv")
     meta = json.loads((base / f"{name}.json").read_text(encoding="utf-8"))
     table = apply_aliases(table, meta.get("aliases", {}))
-    table.source = f"preset:{name}"
-    table.known_unscored = tuple(meta.get("known_unscored", ()))
-    return table
+    return ScoreTable(
+        table.models,
+        table.benchmarks,
+        table.values,
+        table.display_names,
+        table.provenance,
+        f"preset:{name}",
+        tuple(meta.get("known_unscored", ())),
+        [],
+        dict(meta.get("units") or table.units),
+    )
 
 
 def read_csv(path: str | Path) -> ScoreTable:
@@ -214,7 +268,12 @@ def read_csv(path: str | Path) -> ScoreTable:
     benches = header[1:]
     models: list[str] = []
     values: list[list[float]] = []
-    for line_no, row in enumerate(rows[1:], start=2):
+    units: dict[str, str] = {}
+    body = list(enumerate(rows[1:], start=2))
+    if body and body[0][1] and body[0][1][0].strip().lower() == "unit":
+        line_no, row = body.pop(0)
+        units = {b: c.strip().lower() for b, c in zip(benches, row[1:], strict=False)}
+    for line_no, row in body:
         if len(row) != len(header):
             raise KarmaError(f"{path}:{line_no}: expected {len(header)} fields, got {len(row)}")
         model = row[0].strip()
@@ -236,7 +295,10 @@ def read_csv(path: str | Path) -> ScoreTable:
     if not models:
         raise KarmaError(f"{path}: no model rows")
     prov = {(m, b): Provenance(file=str(path), task=b) for m in models for b in benches}
-    return ScoreTable(models, benches, np.array(values), {}, prov, str(path))
+    array = np.array(values)
+    for j, b in enumerate(benches):  # without a 'unit' row: fractions if every value lies in [0, 1]
+        units.setdefault(b, "fraction" if ((array[:, j] >= 0) & (array[:, j] <= 1)).all() else "raw")
+    return ScoreTable(models, benches, array, {}, prov, str(path), (), [], units)
 
 
 # ====================================================================== lm-eval results

@@ -54,17 +54,29 @@ def real_results_dir(tiny_model_dir: Path, tmp_path_factory) -> Path:
 
     root = tmp_path_factory.mktemp("lm-eval-real")
     data = root / "probe.jsonl"
-    rows = [{"id": f"q{i}", "question": f"Is {i} even?", "answerKey": "AB"[i % 2],
-             "choices": {"text": ["yes", "no"], "label": ["A", "B"]}} for i in range(4)]
+    rows = [
+        {
+            "id": f"q{i}",
+            "question": f"Is {i} even?",
+            "answerKey": "AB"[i % 2],
+            "choices": {"text": ["yes", "no"], "label": ["A", "B"]},
+        }
+        for i in range(4)
+    ]
     data.write_text("".join(json.dumps(r) + "\n" for r in rows))
     (root / "tasks").mkdir()
     (root / "tasks" / "probe_arc.yaml").write_text(PROBE_TASK.format(data=data))
     tracker = EvaluationTracker(output_path=str(root / "out"))
-    results = simple_evaluate(model="hf", model_args={"pretrained": str(tiny_model_dir), "device": "cpu"},
-                              tasks=["probe_arc"], limit=3, batch_size=1, log_samples=False,
-                              evaluation_tracker=tracker,
-                              task_manager=TaskManager(include_path=[str(root / "tasks")],
-                                                       include_defaults=False))
+    results = simple_evaluate(
+        model="hf",
+        model_args={"pretrained": str(tiny_model_dir), "device": "cpu"},
+        tasks=["probe_arc"],
+        limit=3,
+        batch_size=1,
+        log_samples=False,
+        evaluation_tracker=tracker,
+        task_manager=TaskManager(include_path=[str(root / "tasks")], include_defaults=False),
+    )
     results.pop("samples", None)
     tracker.save_results_aggregated(results=results, samples=None)
     return root / "out"
@@ -97,12 +109,14 @@ def test_old_format_parses_to_same_shape(real_results_dir: Path) -> None:
 
 
 def test_leaderboard_files_with_benchmark_selection() -> None:
-    table = load_scores(FIXTURES / "leaderboard", benchmarks=[
-        "leaderboard_ifeval", "leaderboard_mmlu_pro", "hellaswag", "arc_challenge", "mmlu_stem"])
+    table = load_scores(
+        FIXTURES / "leaderboard",
+        benchmarks=["leaderboard_ifeval", "leaderboard_mmlu_pro", "hellaswag", "arc_challenge", "mmlu_stem"],
+    )
     assert table.models == ["org/model-a", "org/model-b"]
-    assert table.score("org/model-a", "hellaswag") == 0.80          # acc_norm by default
+    assert table.score("org/model-a", "hellaswag") == 0.80  # acc_norm by default
     assert table.score("org/model-b", "leaderboard_ifeval") == 0.42
-    assert table.score("org/model-a", "mmlu_stem") == 0.45          # group row, alias " - stem"
+    assert table.score("org/model-a", "mmlu_stem") == 0.45  # group row, alias " - stem"
     explicit = load_scores(FIXTURES / "leaderboard", benchmarks={"hellaswag": "acc,none"})
     assert explicit.score("org/model-a", "hellaswag") == pytest.approx(0.60)
     # names from NAME=PATH override the file's model_name
@@ -159,10 +173,24 @@ def test_preset_aliases() -> None:
     assert len(t.models) == 16 and "gpt-4" in t.models and "ultralm-65b" not in t.models
     assert t.display("gpt-4") == "GPT-4"
     assert t.known_unscored == ("ultralm-65b",)
-    assert set(t.models) == {"gpt-4", "gpt-3.5-turbo", "bard", "llama-2-7b-chat", "llama-2-13b-chat",
-                             "llama-2-70b-chat", "ultralm-13b", "wizardlm-7b", "wizardlm-13b",
-                             "wizardlm-70b", "vicuna-33b", "alpaca-7b", "falcon-40b-instruct",
-                             "mpt-30b-chat", "starchat", "pythia-12b"}
+    assert set(t.models) == {
+        "gpt-4",
+        "gpt-3.5-turbo",
+        "bard",
+        "llama-2-7b-chat",
+        "llama-2-13b-chat",
+        "llama-2-70b-chat",
+        "ultralm-13b",
+        "wizardlm-7b",
+        "wizardlm-13b",
+        "wizardlm-70b",
+        "vicuna-33b",
+        "alpaca-7b",
+        "falcon-40b-instruct",
+        "mpt-30b-chat",
+        "starchat",
+        "pythia-12b",
+    }
 
 
 def _write(path: Path, text: str) -> Path:
@@ -170,16 +198,19 @@ def _write(path: Path, text: str) -> Path:
     return path
 
 
-@pytest.mark.parametrize("make, pattern", [
-    (lambda d: d / "nope.csv", "does not exist"),
-    (lambda d: (d / "empty").mkdir() or d / "empty", "no lm-eval results files"),
-    (lambda d: _write(d / "results_x.json", '{"hello": 1}'), "not an lm-eval results file"),
-    (lambda d: _write(d / "results_y.json", "{not json"), "not valid JSON"),
-    (lambda d: _write(d / "nan.csv", "model,b1\nm1,nan\n"), "not finite"),
-    (lambda d: _write(d / "txt.csv", "model,b1\nm1,high\n"), "not a number: 'high'"),
-    (lambda d: _write(d / "dup.csv", "model,b1\nm1,1\nm1,2\n"), "duplicate model name 'm1'"),
-    (lambda d: _write(d / "hdr.csv", "name,b1\nm1,1\n"), "first header must be 'model'"),
-])
+@pytest.mark.parametrize(
+    "make, pattern",
+    [
+        (lambda d: d / "nope.csv", "does not exist"),
+        (lambda d: (d / "empty").mkdir() or d / "empty", "no lm-eval results files"),
+        (lambda d: _write(d / "results_x.json", '{"hello": 1}'), "not an lm-eval results file"),
+        (lambda d: _write(d / "results_y.json", "{not json"), "not valid JSON"),
+        (lambda d: _write(d / "nan.csv", "model,b1\nm1,nan\n"), "not finite"),
+        (lambda d: _write(d / "txt.csv", "model,b1\nm1,high\n"), "not a number: 'high'"),
+        (lambda d: _write(d / "dup.csv", "model,b1\nm1,1\nm1,2\n"), "duplicate model name 'm1'"),
+        (lambda d: _write(d / "hdr.csv", "name,b1\nm1,1\n"), "first header must be 'model'"),
+    ],
+)
 def test_bad_inputs(tmp_path: Path, make, pattern: str) -> None:
     with pytest.raises(KarmaError, match=pattern):
         load_scores(make(tmp_path))
@@ -205,3 +236,89 @@ def test_alias_map_naming_a_model_twice(tmp_path: Path) -> None:
         load_scores(tmp_path / "s.csv", aliases=dup)
     ok = load_scores(tmp_path / "s.csv", aliases={"A": "a-model"})
     assert ok.models == ["a-model", "B"] and ok.display("a-model") == "A" and t.models == ["A", "B"]
+
+
+# ---------------------------------------------------------------------------------- units and metrics
+def _results_file(folder: Path, model: str, scores: dict[str, dict[str, float]], limit: float | None = None) -> Path:
+    """A results file in lm-eval 0.4.13's layout: {task: {metric_key: value}}."""
+    out = folder / model.replace("/", "__")
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "results_2026-11-30T10-00-00.000000.json"
+    path.write_text(
+        json.dumps(
+            {
+                "results": {t: {"alias": t, **m} for t, m in scores.items()},
+                "config": {"model": "hf", "model_args": {"pretrained": model}, "limit": limit},
+                "model_name": model,
+                "date": 1_790_000_000.0,
+                "lm_eval_version": "0.4.13",
+            }
+        )
+    )
+    return path
+
+
+def test_preset_percentages_and_lm_eval_fractions_share_one_scale(tmp_path):
+    """A model whose lm-eval fractions equal GPT-4's printed percentages lands next to GPT-4."""
+    from karma_hf.kinship import Kinship
+    from karma_hf.score_table import KARMA_TASKS
+
+    preset = load_scores("ultrafeedback-paper")
+    gpt4 = preset.values[preset.models.index("gpt-4")]
+    scores = {}
+    for j, bench in enumerate(preset.benchmarks):
+        value = gpt4[j] / 100 if preset.units[bench] == "percent" else gpt4[j]
+        scores[bench] = {KARMA_TASKS[bench]: float(value) - 1e-4}  # a hair below GPT-4
+    _results_file(tmp_path / "res", "org/new-model", scores)
+    table = load_scores(["ultrafeedback-paper", str(tmp_path / "res")])
+    assert set(table.units.values()) == {"fraction"}
+    assert any("converted" in n and "percent to fraction" in n for n in table.notes)
+    ranking = Kinship.from_table(table).ranking()
+    assert ranking[:2] == ["gpt-4", "org/new-model"]
+    kin = Kinship.from_table(table)
+    assert kin.kinship_of("gpt-4", "org/new-model") > 0.999
+
+
+def test_a_value_outside_its_unit_is_an_error_naming_model_benchmark_and_value(tmp_path):
+    from karma_hf.score_table import KARMA_TASKS
+
+    bad = {b: {m: 0.5} for b, m in KARMA_TASKS.items()}
+    bad["karma_arc_easy"] = {KARMA_TASKS["karma_arc_easy"]: 0.5}
+    csv = tmp_path / "s.csv"
+    csv.write_text(
+        "model," + ",".join(KARMA_TASKS) + "\nunit," + ",".join(["percent"] * 6) + "\na,1,2,3,4,5,6\nb,2,3,4,5,6,170\n"
+    )
+    with pytest.raises(KarmaError, match=r"karma_arc_challenge of model 'b' is 170, outside the percent range"):
+        load_scores(str(csv))
+    raw = tmp_path / "raw.csv"
+    raw.write_text("model," + ",".join(KARMA_TASKS) + "\na,1,2,3,4,5,1200\nb,2,3,4,5,6,1300\n")
+    assert load_scores(str(raw)).units["karma_arc_challenge"] == "raw"
+    with pytest.raises(KarmaError, match=r"cannot put karma_\w+ of .*raw.csv on one scale.*model 'a'"):
+        load_scores(["ultrafeedback-paper", str(raw)])
+
+
+def test_repeated_benchmark_keeps_every_metric_and_limit_is_flagged(tmp_path):
+    metrics = {"arc_easy": {"acc,none": 0.7, "acc_norm,none": 0.8}, "hellaswag": {"acc_norm,none": 0.5}}
+    _results_file(tmp_path / "r", "m1", metrics, limit=16)
+    _results_file(
+        tmp_path / "r",
+        "m2",
+        {"arc_easy": {"acc,none": 0.6, "acc_norm,none": 0.65}, "hellaswag": {"acc_norm,none": 0.4}},
+    )
+    table = load_scores(str(tmp_path / "r"), benchmarks=["arc_easy:acc,none", "arc_easy:acc_norm,none", "hellaswag"])
+    assert table.benchmarks == ["arc_easy:acc,none", "arc_easy:acc_norm,none", "hellaswag"]
+    assert table.score("m1", "arc_easy:acc,none") == 0.7 and table.score("m1", "arc_easy:acc_norm,none") == 0.8
+    assert table.provenance[("m1", "arc_easy:acc_norm,none")].metric == "acc_norm,none"
+    assert table.provenance[("m1", "hellaswag")].limit == 16 and table.provenance[("m2", "hellaswag")].limit is None
+    assert [n for n in table.notes if "--limit 16" in n and "'m1'" in n]
+    with pytest.raises(KarmaError, match="given several times: name the metric"):
+        load_scores(str(tmp_path / "r"), benchmarks=["arc_easy", "arc_easy:acc,none"])
+
+
+def test_small_pools_and_single_benchmarks_warn():
+    from karma_hf.kinship import Kinship
+
+    with pytest.warns(UserWarning, match="only 2 models: .*zero vector that is never kin"):
+        Kinship.from_values(["a", "b"], ["x", "y"], [[0.1, 0.2], [0.3, 0.4]])
+    with pytest.warns(UserWarning, match="only one informative benchmark"):
+        Kinship.from_values(["a", "b", "c"], ["x"], [[0.1], [0.3], [0.2]])
