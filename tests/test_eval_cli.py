@@ -25,6 +25,9 @@ FIXTURES = Path(__file__).parent / "fixtures" / "karma_data"
 TASKS = ["karma_arc_challenge", "karma_arc_easy", "karma_hellaswag", "karma_ifeval", "karma_mmlu_pro",
          "karma_mmlu_stem"]
 GROUPS = ["karma", "karma-instruction", "karma-knowledge", "karma-reasoning"]
+#: the chain-of-thought protocol: its own group, never part of `karma` or of 'karma_*'
+COT = ["karma-cot", "karma-cot-arc_challenge", "karma-cot-arc_easy", "karma-cot-hellaswag", "karma-cot-mmlu_pro",
+       "karma-cot-mmlu_stem"]
 BIN = Path(sys.executable).parent
 
 
@@ -57,7 +60,7 @@ def test_lm_eval_cli_glob_runs_the_six_tasks(tiny_model_dir: Path, tmp_path: Pat
     for task, key in KARMA_TASKS.items():
         assert 0.0 <= data["results"][task][key] <= 1.0
         assert data["n-samples"][task]["effective"] == 2
-    assert data["results"]["karma_mmlu_pro"].keys() >= {"exact_match,strict-match", "exact_match,flexible-extract"}
+    assert data["results"]["karma_mmlu_pro"].keys() >= {"exact_match,strict-match", "exact_match,robust-extract"}
     table = load_scores(out)
     assert table.models == [str(tiny_model_dir)] and sorted(table.benchmarks) == sorted(KARMA_TASKS)
 
@@ -152,7 +155,7 @@ def test_tasks_path_prints_the_tasks_folder(capsys) -> None:
         main(["tasks-path"])
     assert exc.value.code == 0
     path = Path(capsys.readouterr().out.strip())
-    assert path == tasks_dir() and sorted(p.stem for p in path.glob("karma*.yaml")) == sorted(GROUPS + TASKS)
+    assert path == tasks_dir() and sorted(p.stem for p in path.glob("karma*.yaml")) == sorted(GROUPS + TASKS + COT)
 
 
 def test_evaluate_model_rejects_a_json_output_path(tmp_path: Path) -> None:

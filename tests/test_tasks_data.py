@@ -53,7 +53,7 @@ def test_process_docs_normalise_letters() -> None:
     assert [d["gold"] for d in arc] == ["B", "C", "B", "B"]      # "3" of labels 1-4 -> C
     assert [len(d["options"]) for d in arc] == [4, 4, 5, 3]
     pro = utils.process_mmlu_pro(datasets.Dataset.from_list(_rows(FIXTURES / "TIGER-Lab__MMLU-Pro/test.jsonl")))
-    assert [len(d["options"]) for d in pro] == [10, 10, 4, 5, 7]  # the "N/A" option is dropped
+    assert [len(d["options"]) for d in pro] == [10, 10, 4, 5, 7, 10, 10, 8]  # the "N/A" option is dropped
     assert [d["gold"] for d in pro] == [d["answer"] for d in _rows(FIXTURES / "TIGER-Lab__MMLU-Pro/test.jsonl")]
     stem = utils.process_mmlu_stem(datasets.Dataset.from_list(_rows(FIXTURES / "cais__mmlu/all/test.jsonl")))
     assert len(stem) == 6 and {d["subject"] for d in stem} <= utils.MMLU_STEM_SUBJECTS
@@ -84,7 +84,7 @@ def test_download_writes_the_layout_the_tasks_read(monkeypatch, tmp_path) -> Non
     seen = []
     out = tmp_path / "karma-data"
     counts = download(out, load=local_hub, revision="r1", on_split=lambda *a: seen.append(a[3]))
-    assert counts["hellaswag"] == {"validation": 4, "train": 2} and counts["mmlu"] == {"test": 9, "dev": 3}
+    assert counts["hellaswag"] == {"validation": 4, "train": 2} and counts["mmlu"] == {"test": 9, "dev": 8}
     assert ("allenai/ai2_arc", "ARC-Challenge", "validation", "r1") in calls
     assert len(seen) == sum(len(s.splits) for s in SOURCES.values())
     assert missing_files(out, SOURCES) == []

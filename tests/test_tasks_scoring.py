@@ -3,7 +3,7 @@
 A scripted ``lm_eval.api.model.LM`` answers every item from a table built from the RAW
 fixture files (gold letters derived here, independently of tasks/utils.py): one third of
 the items in the strict form with the right letter, one third right but only in a form the
-flexible filter reads, one third wrong. The expected exact_match of each filter is then a
+robust filter reads, one third wrong. The expected exact_match of each filter is then a
 known fraction. IFEval gets hand-written responses with known instruction outcomes.
 """
 
@@ -74,8 +74,8 @@ def _response(task: str, index: int, gold: str, n_options: int) -> str:
 def _expected(task: str) -> tuple[Fraction, Fraction]:
     n = len(GOLD[task])
     strict = sum(1 for i in range(n) if i % 3 == 0)
-    flexible = sum(1 for i in range(n) if i % 3 in (0, 1))
-    return Fraction(strict, n), Fraction(flexible, n)
+    robust = sum(1 for i in range(n) if i % 3 in (0, 1))
+    return Fraction(strict, n), Fraction(robust, n)
 
 
 def _scripted_lm():
@@ -140,11 +140,11 @@ def scripted_run(tmp_path_factory):
 def test_multiple_choice_scores_are_exact(scripted_run, task: str) -> None:
     _, results = scripted_run
     res = results["results"][task]
-    strict, flexible = _expected(task)
+    strict, robust = _expected(task)
     assert res["sample_len"] == len(GOLD[task])
     assert res["exact_match,strict-match"] == pytest.approx(float(strict), abs=1e-12)
-    assert res["exact_match,flexible-extract"] == pytest.approx(float(flexible), abs=1e-12)
-    assert flexible > strict  # the two filters really differ on these outputs
+    assert res["exact_match,robust-extract"] == pytest.approx(float(robust), abs=1e-12)
+    assert robust > strict  # the two filters really differ on these outputs
 
 
 def test_ifeval_scores_follow_the_instructions(scripted_run) -> None:
@@ -165,7 +165,7 @@ def test_groups_aggregate_their_members(scripted_run) -> None:
     r = results["results"]
     for group, members in (("karma-knowledge", ["karma_mmlu_stem", "karma_mmlu_pro"]),
                            ("karma-reasoning", ["karma_arc_easy", "karma_arc_challenge", "karma_hellaswag"])):
-        for key in ("exact_match,strict-match", "exact_match,flexible-extract"):
+        for key in ("exact_match,strict-match", "exact_match,robust-extract"):
             assert r[group][key] == pytest.approx(sum(r[m][key] for m in members) / len(members))
     assert r["karma-instruction"]["prompt_level_strict_acc,none"] == r["karma_ifeval"]["prompt_level_strict_acc,none"]
     assert set(results["group_subtasks"]["karma"]) == {"karma-instruction", "karma-knowledge", "karma-reasoning"}
