@@ -19,7 +19,11 @@ Three measurements, in one process, on the same model and items:
      number of new tokens) -> tokens/s; the report gives karma tokens/s / reference tokens/s.
 
     python benchmarks/eval_cost.py --size tiny --limit 8 --device cpu
+    python benchmarks/eval_cost.py --size tiny --limit 8 --device cpu --protocol cot --repeats 1
     python benchmarks/eval_cost.py --size 0.5b --limit 64 --device cuda   # on a GPU
+
+``--protocol cot`` times the chain-of-thought tasks (karma-cot-*: 5-shot per-subject prompts,
+``max_gen_toks`` 2048); the table also gives the prompt length in tokens per item.
 """
 
 from __future__ import annotations
@@ -36,6 +40,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = REPO / "tests" / "fixtures" / "karma_data"
 SIZES = {"tiny": {"hidden": 64, "layers": 2}, "0.5b": {"hidden": 1536, "layers": 24}}
+#: the chain-of-thought protocol (group karma-cot): 5-shot per-subject prompts, max_gen_toks 2048
+COT_TASKS = ["karma-cot-mmlu_stem", "karma-cot-mmlu_pro", "karma-cot-hellaswag", "karma-cot-arc_easy",
+             "karma-cot-arc_challenge"]
 TASKS = ["karma_ifeval", "karma_mmlu_stem", "karma_mmlu_pro", "karma_hellaswag", "karma_arc_easy",
          "karma_arc_challenge"]
 
@@ -92,10 +99,13 @@ def _per_task(model_dir: Path, device: str, limit: int, tasks: list[str],
             seconds = min(seconds, time.perf_counter() - start)
         samples = [s for s in out["samples"][task] if s["filter"] in ("strict-match", "none")]
         lengths = [len(lm.tokenizer(s["resps"][0][0], add_special_tokens=False).input_ids) for s in samples]
+        prompt_lengths = [len(lm.tokenizer(s["arguments"][0][0], add_special_tokens=False).input_ids)
+                          for s in samples]
         max_gen = out["configs"][task]["generation_kwargs"]["max_gen_toks"]
         rows.append({"task": task, "items": len(samples), "seconds": seconds,
                      "items_per_s": len(samples) / seconds, "max_gen_toks": max_gen,
                      "tokens_per_item": sum(lengths) / len(lengths),
+                     "prompt_tokens_per_item": sum(prompt_lengths) / len(prompt_lengths),
                      "tokens_per_s": sum(lengths) / seconds,
                      "prompts": [s["arguments"][0][0] for s in samples]})
     return rows, lm
@@ -140,7 +150,9 @@ def main() -> None:
     ap.add_argument("--arch", choices=["qwen2", "llama"], default="qwen2")
     ap.add_argument("--limit", type=int, default=8, help="items per task")
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--tasks", default=",".join(TASKS))
+    ap.add_argument("--tasks", default=None, help="comma-separated (default: the --protocol's tasks)")
+    ap.add_argument("--protocol", choices=["direct", "cot", "both"], default="direct",
+                    help="direct: the six karma_* tasks; cot: the five karma-cot-* tasks; both")
     ap.add_argument("--repeats", type=int, default=3, help="per-task timings are the best of N runs")
     ap.add_argument("--workdir", type=Path, default=None)
     ap.add_argument("--json", type=Path, default=None, help="write the figures here")
@@ -151,7 +163,6 @@ def main() -> None:
     os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     import torch
-
     from rich.console import Console
     from rich.table import Table
 
@@ -160,7 +171,8 @@ def main() -> None:
     torch.manual_seed(0)
     console = Console(width=150)
     work = args.workdir or Path(tempfile.mkdtemp(prefix="karma-eval-cost-"))
-    tasks = [t for t in args.tasks.split(",") if t]
+    default = {"direct": TASKS, "cot": COT_TASKS, "both": TASKS + COT_TASKS}[args.protocol]
+    tasks = [t for t in args.tasks.split(",") if t] if args.tasks else default
     model_dir = _build_model(args.size, args.arch, work / f"model-{args.arch}-{args.size}")
     n_params = sum(p.numel() for p in __import__("transformers").AutoModelForCausalLM.from_pretrained(
         model_dir).parameters())
@@ -181,11 +193,12 @@ def main() -> None:
         row["ratio_vs_reference"] = row["tokens_per_s"] / ref
 
     table = Table(title=f"karma eval cost: {args.size} {args.arch}, {n_params / 1e6:.1f} M params, {hardware}")
-    for col in ("task", "items", "max_gen_toks", "gen tokens/item", "items/s", "tokens/s",
+    for col in ("task", "items", "prompt tokens/item", "max_gen_toks", "gen tokens/item", "items/s", "tokens/s",
                 "generate() tokens/s", "karma / generate()"):
         table.add_column(col, justify="left" if col == "task" else "right")
     for r in rows:
-        table.add_row(r["task"], str(r["items"]), str(r["max_gen_toks"]), f"{r['tokens_per_item']:.1f}",
+        table.add_row(r["task"], str(r["items"]), f"{r['prompt_tokens_per_item']:.0f}", str(r["max_gen_toks"]),
+                      f"{r['tokens_per_item']:.1f}",
                       f"{r['items_per_s']:.2f}", f"{r['tokens_per_s']:.0f}", f"{r['reference_tokens_per_s']:.0f}",
                       f"{r['ratio_vs_reference']:.2f}")
     console.print(table)

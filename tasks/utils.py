@@ -456,14 +456,19 @@ def _hits(patterns: Sequence[re.Pattern], text: str, allowed: str) -> list[tuple
     return sorted(out)
 
 
+def _lists_options(text: str) -> bool:
+    """True when the marked letters of ``text`` run (A), (B), (C), ...: the options listed again."""
+    distinct = list(dict.fromkeys(next(g for g in m.groups() if g).upper() for m in _MARKED.finditer(text)))
+    return len(distinct) >= 3 and distinct[:3] == ["A", "B", "C"]
+
+
 def _marked(text: str, allowed: str) -> str | None:
     hits = [(m.start(), next(g for g in m.groups() if g).upper()) for m in _MARKED.finditer(text)]
     hits = [(p, x) for p, x in hits
             if x in allowed and not _NEGATED.search(text[max(0, p - 24):p])]
     if not hits:
         return None
-    distinct = list(dict.fromkeys(x for _, x in hits))
-    if len(distinct) >= 3 and distinct[:3] == ["A", "B", "C"]:
+    if _lists_options(text):
         return None  # the options listed again ("(A) ... (B) ... (C) ..."), not an answer
     first_pos, first = hits[0]
     leading = not text[:first_pos].strip(" \t\n*_>#-")
@@ -563,7 +568,9 @@ def extract_robust(text: str, allowed: str = LETTERS[:10], options: Sequence[str
     if not text:
         return INVALID
     for patterns in (_COMMIT, _ANSWER_COLON):
-        hits = _hits(patterns, text, allowed)
+        # an "Answer:" followed by the options listed again is no answer (a base model
+        # continuing the prompt: "Answer:\n(A) 30 km/h\n(B) 40 km/h\n(C) ...")
+        hits = [(p, x) for p, x in _hits(patterns, text, allowed) if not _lists_options(text[p:p + 600])]
         if hits:
             return hits[-1][1]
     return (_marked(text, allowed)

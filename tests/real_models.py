@@ -49,9 +49,9 @@ class MissingRealModelPackage(RuntimeError):
 class RealModel:
     """A converted model folder and how the tier evaluates it."""
 
-    name: str            # short name used in tables ("SmolLM2-135M-Instruct")
-    path: Path           # transformers folder (config.json, model.safetensors, tokenizer)
-    chat: bool           # evaluate with --apply_chat_template
+    name: str  # short name used in tables ("SmolLM2-135M-Instruct")
+    path: Path  # transformers folder (config.json, model.safetensors, tokenizer)
+    chat: bool  # evaluate with --apply_chat_template
     gguf_sha256: str
 
 
@@ -106,8 +106,7 @@ def gemma_gguf(cache: Path | None = None) -> Path:
     target = (cache or cache_root()) / "gguf" / f"{expected[:16]}-{GEMMA_FILE}"
     if target.is_file() and sha256_file(target) == expected:
         return target
-    parts = [package_dir(mod, mod.replace("_", "-") + "==1.0.0") / "data" / name
-             for mod, name in GEMMA_PARTS]
+    parts = [package_dir(mod, mod.replace("_", "-") + "==1.0.0") / "data" / name for mod, name in GEMMA_PARTS]
     missing = [str(p) for p in parts if not p.is_file()]
     if missing:
         raise MissingRealModelPackage(f"Gemma 3 chunk files missing: {', '.join(missing)}")
@@ -126,6 +125,7 @@ def gemma_gguf(cache: Path | None = None) -> Path:
 
 
 # --------------------------------------------------------------------------- conversion
+
 
 def convert_gguf(gguf: Path, cache: Path | None = None, name: str | None = None) -> tuple[Path, str]:
     """A float32 transformers folder made from ``gguf`` (cached by the file's sha256).
@@ -164,8 +164,10 @@ def convert_gguf(gguf: Path, cache: Path | None = None, name: str | None = None)
         raise RuntimeError(f"{tmp}/config.json still has a quantization_config")
     import transformers
 
-    (tmp / MARKER).write_text(json.dumps({"gguf_file": gguf.name, "gguf_sha256": digest,
-                                          "transformers": transformers.__version__}, indent=1) + "\n")
+    (tmp / MARKER).write_text(
+        json.dumps({"gguf_file": gguf.name, "gguf_sha256": digest, "transformers": transformers.__version__}, indent=1)
+        + "\n"
+    )
     shutil.rmtree(folder, ignore_errors=True)
     os.replace(tmp, folder)
     return folder, digest
@@ -241,20 +243,24 @@ def write_real_data_dir(out: Path) -> dict[str, dict[str, int]]:
     subjects = sorted(p.name for p in mmlu.iterdir() if (p / "test").is_dir())
     test = [_rows(mmlu / s / "test") for s in subjects]
     dev = [r for s in subjects for r in _rows(mmlu / s / "dev")]
-    counts["cais__mmlu/all"] = {"test": _write_jsonl(out / "cais__mmlu" / "all" / "test.jsonl", _round_robin(test)),
-                                "dev": _write_jsonl(out / "cais__mmlu" / "all" / "dev.jsonl", dev)}
+    counts["cais__mmlu/all"] = {
+        "test": _write_jsonl(out / "cais__mmlu" / "all" / "test.jsonl", _round_robin(test)),
+        "dev": _write_jsonl(out / "cais__mmlu" / "all" / "dev.jsonl", dev),
+    }
 
     for config in ("ARC-Easy", "ARC-Challenge"):
         rows = _rows(root / "ai2_arc" / config / "validation")
         folder = out / "allenai__ai2_arc" / config
         counts[f"allenai__ai2_arc/{config}"] = {
             "test": _write_jsonl(folder / "test.jsonl", rows[:-HELD_BACK]),
-            "validation": _write_jsonl(folder / "validation.jsonl", rows[-HELD_BACK:])}
+            "validation": _write_jsonl(folder / "validation.jsonl", rows[-HELD_BACK:]),
+        }
 
     rows = _rows(root / "hellaswag" / "none" / "validation")
     counts["Rowan__hellaswag"] = {
         "validation": _write_jsonl(out / "Rowan__hellaswag" / "validation.jsonl", rows[:-HELD_BACK]),
-        "train": _write_jsonl(out / "Rowan__hellaswag" / "train.jsonl", rows[-HELD_BACK:])}
+        "train": _write_jsonl(out / "Rowan__hellaswag" / "train.jsonl", rows[-HELD_BACK:]),
+    }
 
     for name in ("TIGER-Lab__MMLU-Pro", "google__IFEval"):
         shutil.copytree(FIXTURES / name, out / name, dirs_exist_ok=True)
@@ -263,6 +269,7 @@ def write_real_data_dir(out: Path) -> dict[str, dict[str, int]]:
 
 
 # --------------------------------------------------------------------------- logged samples
+
 
 def read_samples(folder: Path, task: str) -> list[dict]:
     """The lm-eval ``samples_<task>_*.jsonl`` lines under ``folder`` (newest file)."""
@@ -292,4 +299,3 @@ def summarise(samples: list[dict], default: str = "robust-extract", strict: str 
     out["strict_accuracy"] = out.get(f"acc:{strict}", float("nan"))
     out["extraction_rate"] = out.get(f"extracted:{default}", float("nan"))
     return out
-

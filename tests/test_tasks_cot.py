@@ -20,10 +20,21 @@ from karma_hf.resources import tasks_dir
 from karma_hf.tasks import utils
 
 FIXTURES = Path(__file__).parent / "fixtures" / "karma_data"
-DIRECT = ["karma_arc_challenge", "karma_arc_easy", "karma_hellaswag", "karma_ifeval", "karma_mmlu_pro",
-          "karma_mmlu_stem"]
-COT = ["karma-cot-arc_challenge", "karma-cot-arc_easy", "karma-cot-hellaswag", "karma-cot-mmlu_pro",
-       "karma-cot-mmlu_stem"]
+DIRECT = [
+    "karma_arc_challenge",
+    "karma_arc_easy",
+    "karma_hellaswag",
+    "karma_ifeval",
+    "karma_mmlu_pro",
+    "karma_mmlu_stem",
+]
+COT = [
+    "karma-cot-arc_challenge",
+    "karma-cot-arc_easy",
+    "karma-cot-hellaswag",
+    "karma-cot-mmlu_pro",
+    "karma-cot-mmlu_stem",
+]
 BIN = Path(sys.executable).parent
 
 
@@ -54,8 +65,11 @@ def test_mmlu_pro_examples_come_from_the_items_own_category(fixture_data) -> Non
             assert shown == (row in same), (doc["category"], row["category"])
         for row in same:  # MMLU-Pro's own reasoning, with "A: " turned into the "Answer: " cue
             assert "Answer: " + row["cot_content"].removeprefix("A: ") in prompt
-        assert prompt.endswith(f"Question:\n{doc['question']}\nOptions:\n" + "\n".join(
-            f"{utils.LETTERS[i]}. {o}" for i, o in enumerate(doc["options"])) + "\nAnswer: Let's think step by step.")
+        assert prompt.endswith(
+            f"Question:\n{doc['question']}\nOptions:\n"
+            + "\n".join(f"{utils.LETTERS[i]}. {o}" for i, o in enumerate(doc["options"]))
+            + "\nAnswer: Let's think step by step."
+        )
     physics = next(d for d in docs if d["category"] == "physics")
     prompt = utils.doc_to_text_cot(physics)
     assert "refracting telescope" in prompt and "thermodynamic processes" in prompt
@@ -95,7 +109,8 @@ def test_a_subject_without_examples_is_an_error(monkeypatch, tmp_path) -> None:
     (data / "TIGER-Lab__MMLU-Pro" / "test.jsonl").write_text((FIXTURES / "TIGER-Lab__MMLU-Pro/test.jsonl").read_text())
     (data / "TIGER-Lab__MMLU-Pro" / "validation.jsonl").write_text(
         "\n".join(json.dumps(r) for r in _rows("TIGER-Lab__MMLU-Pro/validation.jsonl") if r["category"] != "history")
-        + "\n")
+        + "\n"
+    )
     monkeypatch.setenv("KARMA_DATA_DIR", str(data))
     with pytest.raises(KarmaError, match="no validation example of subject 'history'"):
         utils.load_cot_source("mmlu_pro")
@@ -147,8 +162,13 @@ def test_cot_group_through_lm_eval(fixture_data) -> None:
     from lm_eval.tasks import TaskManager
 
     lm = _scripted_cot_lm()
-    out = lm_eval.simple_evaluate(model=lm, tasks=["karma-cot"], num_fewshot=3, log_samples=True,
-                                  task_manager=TaskManager(include_path=[str(tasks_dir())], include_defaults=False))
+    out = lm_eval.simple_evaluate(
+        model=lm,
+        tasks=["karma-cot"],
+        num_fewshot=3,
+        log_samples=True,
+        task_manager=TaskManager(include_path=[str(tasks_dir())], include_defaults=False),
+    )
     assert sorted(out["group_subtasks"]["karma-cot"]) == COT
     assert all(out["n-shot"][t] == 0 for t in COT)  # the worked examples are in the prompt; --num_fewshot ignored
     for prompt, kwargs in lm.requests:
@@ -170,11 +190,29 @@ def test_cot_group_through_lm_eval(fixture_data) -> None:
 
 @pytest.mark.slow
 def test_karma_eval_runs_the_cot_group_on_the_tiny_model(tiny_model_dir: Path, tmp_path: Path) -> None:
-    env = {**os.environ, "KARMA_DATA_DIR": str(FIXTURES), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
-           "TOKENIZERS_PARALLELISM": "false"}
+    env = {
+        **os.environ,
+        "KARMA_DATA_DIR": str(FIXTURES),
+        "HF_HUB_OFFLINE": "1",
+        "HF_DATASETS_OFFLINE": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+    }
     out = tmp_path / "out"
-    cmd = [str(BIN / "karma"), "eval", "--model_args", f"pretrained={tiny_model_dir}", "--tasks", "karma-cot",
-           "--limit", "2", "--gen_kwargs", "max_gen_toks=16", "--log_samples", "--output_path", str(out)]
+    cmd = [
+        str(BIN / "karma"),
+        "eval",
+        "--model_args",
+        f"pretrained={tiny_model_dir}",
+        "--tasks",
+        "karma-cot",
+        "--limit",
+        "2",
+        "--gen_kwargs",
+        "max_gen_toks=16",
+        "--log_samples",
+        "--output_path",
+        str(out),
+    ]
     proc = subprocess.run(cmd, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-6000:]
     [results] = sorted(out.glob("*/results_*.json"))
@@ -183,7 +221,9 @@ def test_karma_eval_runs_the_cot_group_on_the_tiny_model(tiny_model_dir: Path, t
     for task in COT:
         assert data["n-samples"][task]["effective"] == 2
         assert 0.0 <= data["results"][task]["exact_match,robust-extract"] <= 1.0
-    [sample] = [json.loads(line) for line in next(out.glob("*/samples_karma-cot-mmlu_pro_*.jsonl")).read_text()
-                .splitlines()][:1]
+    [sample] = [
+        json.loads(line) for line in next(out.glob("*/samples_karma-cot-mmlu_pro_*.jsonl")).read_text().splitlines()
+    ][:1]
     assert sample["doc"]["cot_shot_ids"] and sample["arguments"]["gen_args_0"]["arg_0"].endswith(
-        "Answer: Let's think step by step.")
+        "Answer: Let's think step by step."
+    )

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from karma_hf.evaluation.data import SOURCES, download, missing_files, require_local
 from karma_hf.errors import KarmaError
+from karma_hf.evaluation.data import SOURCES, download, missing_files, require_local
 from karma_hf.tasks import utils
 
 FIXTURES = Path(__file__).parent / "fixtures" / "karma_data"
@@ -159,8 +159,8 @@ def test_data_download_command(monkeypatch, tmp_path, capsys) -> None:
     """`karma data download` end to end, with the Hub reader swapped for the local fixtures."""
     import datasets
 
-    from karma_hf.evaluation import data as data_download
     from karma_hf.cli import main
+    from karma_hf.evaluation import data as data_download
 
     monkeypatch.setattr(data_download, "_hub_loader", lambda src, split, revision: datasets.load_dataset(
         "json", data_files=str(src.file(FIXTURES, split)), split="train"))

@@ -54,8 +54,8 @@ IFEVAL = {
     1012: ("* It opens doors to new friends.\n* It helps your career.\n* It keeps the brain sharp.",
            [False], [True]),
     # a title but no postscript
-    1020: ("<<Falling Leaves>>\nRed leaves drift and fall\nquiet wind hums through the trees\nthe ground turns to gold",
-           [True, False], [True, False]),
+    1020: ("<<Falling Leaves>>\nRed leaves drift and fall\nquiet wind hums through the trees\n"
+           "the ground turns to gold", [True, False], [True, False]),
     1031: ("A prime number is a whole number bigger than one that can only be divided evenly by one and "
            "by itself, like 2, 3, 5 and 7. Is there anything else I can help with?", [True, True], [True, True]),
 }
