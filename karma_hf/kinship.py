@@ -136,24 +136,81 @@ def cosine_matrix(vectors: np.ndarray) -> np.ndarray:
     return cos
 
 
+#: Pools up to this many models keep the full n × n cosine matrix (4096² float64 = 128 MiB);
+#: larger pools compute cosines on demand, per candidate set or in blocks, and never hold it.
+FULL_MATRIX_LIMIT = 4096
+#: ``Kinship.to_dict()`` (``karma kinship --format json``, ``build_report.json``) embeds the full
+#: matrix only up to this many models; above it, ``cosine`` is ``None`` with a note.
+JSON_MATRIX_LIMIT = 1000
+_BLOCK_ROWS = 1024
+
+
+def _unit_rows(vectors: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(vectors, axis=1)
+    return np.divide(vectors, norms[:, None], out=np.zeros_like(vectors), where=norms[:, None] > 0)
+
+
 @dataclass
 class Kinship:
-    """Normalised scores, S_pref and the cosine kinship matrix of a pool of origin models."""
+    """Normalised scores, S_pref and the cosine kinship of a pool of origin models.
+
+    ``cosine`` is the full matrix for pools of up to :data:`FULL_MATRIX_LIMIT` models; larger
+    pools compute cosines on demand (:meth:`cosine_among`, :meth:`pair_cosine`): selection
+    among an instruction's candidates needs only their cosines, so a pool of 100,000 models
+    builds and selects in memory linear in the pool.
+    """
 
     models: tuple[str, ...]
     benchmarks: tuple[str, ...]
     normalized: np.ndarray
     s_pref: np.ndarray
-    cosine: np.ndarray
     tau: float = DEFAULT_TAU
     dropped_benchmarks: tuple[str, ...] = ()
     display_names: dict[str, str] = field(default_factory=dict)
     index: dict[str, int] = field(init=False)
+    unit: np.ndarray = field(init=False, repr=False)
+    _full: np.ndarray | None = field(init=False, repr=False, default=None)
     _cache: dict[tuple[str, tuple[int, ...]], Pair | NoPair] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.index = {m: i for i, m in enumerate(self.models)}
         self._cache = {}
+        self.unit = _unit_rows(np.asarray(self.normalized, dtype=np.float64))
+        self._full = cosine_matrix(self.normalized) if len(self.models) <= FULL_MATRIX_LIMIT else None
+
+    @property
+    def full_matrix(self) -> bool:
+        """Whether the full n × n cosine matrix is held (pools up to :data:`FULL_MATRIX_LIMIT`)."""
+        return self._full is not None
+
+    @property
+    def cosine(self) -> np.ndarray:
+        """The full cosine matrix (pools up to :data:`FULL_MATRIX_LIMIT` models)."""
+        if self._full is None:
+            raise KarmaError(
+                f"a pool of {len(self.models)} models has no full cosine matrix in memory (limit "
+                f"{FULL_MATRIX_LIMIT}); use Kinship.cosine_among(indices) or Kinship.pair_cosine(a, b)"
+            )
+        return self._full
+
+    def cosine_among(self, idx: np.ndarray) -> np.ndarray:
+        """Cosines among the models at ``idx`` (a square matrix, diagonal 1)."""
+        idx = np.asarray(idx, dtype=np.int64)
+        if self._full is not None:
+            return self._full[np.ix_(idx, idx)]
+        u = self.unit[idx]
+        sub = (u[:, None, :] * u[None, :, :]).sum(axis=-1)
+        np.clip(sub, -1.0, 1.0, out=sub)
+        np.fill_diagonal(sub, 1.0)
+        return sub
+
+    def pair_cosine(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """Cosine of each pair ``(a[i], b[i])`` of model indices (1 where ``a[i] == b[i]``)."""
+        a, b = np.asarray(a, dtype=np.int64), np.asarray(b, dtype=np.int64)
+        if self._full is not None:
+            return self._full[a, b]
+        out = np.clip((self.unit[a] * self.unit[b]).sum(axis=-1), -1.0, 1.0)
+        return np.where(a == b, 1.0, out)
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -216,7 +273,6 @@ class Kinship:
             benchmarks=kept,
             normalized=normalized,
             s_pref=normalized.mean(axis=1),
-            cosine=cosine_matrix(normalized),
             tau=float(tau),
             dropped_benchmarks=dropped,
             display_names=dict(display_names or {}),
@@ -234,7 +290,8 @@ class Kinship:
         return float(self.s_pref[self._idx(model)])
 
     def kinship_of(self, a: str, b: str) -> float:
-        return float(self.cosine[self._idx(a), self._idx(b)])
+        i, j = self._idx(a), self._idx(b)
+        return float(self.pair_cosine(np.array([i]), np.array([j]))[0])
 
     def is_kin(self, a: str, b: str) -> bool:
         return a != b and self.kinship_of(a, b) >= self.tau
@@ -267,23 +324,68 @@ class Kinship:
         if idx.size < 2:
             return NoPair("fewer_than_two")
         order = self._rank(idx)
-        sub = self.cosine[np.ix_(order, order)]
+        if self._full is None and idx.size > _BLOCK_ROWS:
+            return self._select_large(mode, order)
+        sub = self.cosine_among(order)
         kin = sub >= self.tau
         np.fill_diagonal(kin, False)
         if not kin.any():
             return NoPair("no_kin_above_tau")
         a, b = SELECTORS[mode](sub, kin)
-        first, second = int(order[min(a, b)]), int(order[max(a, b)])
+        return self._pair(int(order[min(a, b)]), int(order[max(a, b)]), float(sub[a, b]))
+
+    def _pair(self, first: int, second: int, cosine: float) -> Pair | NoPair:
         s1, s2 = float(self.s_pref[first]), float(self.s_pref[second])
         if s1 == s2:
             return NoPair("tie")
         return Pair(
             chosen=self.models[first],
             rejected=self.models[second],
-            kinship=float(self.cosine[first, second]),
+            kinship=cosine,
             s_pref_chosen=s1,
             s_pref_rejected=s2,
         )
+
+    def _select_large(self, mode: str, order: np.ndarray) -> Pair | NoPair:
+        """Pool-wide selection without the n × n matrix: row blocks of the upper triangle in rank order.
+
+        The built-in modes only; the same answers as the selectors on the full matrix (the
+        best-ranked model with a kin partner, whose partner always ranks below it; for ``sim``
+        the highest cosine, ties to the pair whose members rank higher). Cosines come from
+        blocked matrix products on a contiguous copy of the unit vectors in rank order.
+        """
+        if mode not in ("score", "sim", "score_sim"):
+            raise KarmaError(
+                f"mode {mode!r} has no block-wise selection for a pool of {len(order)} models "
+                f"(more than {_BLOCK_ROWS} candidates without the full matrix)"
+            )
+        ranked = np.ascontiguousarray(self.unit[order])
+        n = len(order)
+        rows_per_block = max(64, min(_BLOCK_ROWS, (1 << 24) // max(n, 1)))  # ~128 MiB of float64 per block
+        best: tuple[float, int, int] | None = None  # sim: (cosine, rank of a, rank of b)
+        for start in range(0, n, rows_per_block):
+            stop = min(start + rows_per_block, n)
+            block = ranked[start:stop] @ np.ascontiguousarray(ranked[start:].T)  # rows a, columns b >= start
+            np.clip(block, -1.0, 1.0, out=block)
+            block[block < self.tau] = -np.inf  # not kin
+            head = block[:, : stop - start]  # b ranked at or above a: not a candidate pair
+            head[np.tril_indices(stop - start)] = -np.inf
+            if mode == "sim":
+                top = float(block.max(initial=-np.inf))
+                if np.isfinite(top) and (best is None or top > best[0]):
+                    r, c = (int(v) for v in np.argwhere(block == top)[0])
+                    best = (top, start + r, start + c)
+                continue
+            has = np.isfinite(block).any(axis=1)
+            if has.any():
+                r = int(np.argmax(has))
+                row = block[r]
+                # score: the best-ranked kin partner; score_sim: the most similar (first maximum)
+                c = int(np.argmax(np.isfinite(row))) if mode == "score" else int(np.argmax(row))
+                return self._pair(int(order[start + r]), int(order[start + c]), float(row[c]))
+        if best is None:
+            return NoPair("no_kin_above_tau")
+        return self._pair(int(order[best[1]]), int(order[best[2]]), best[0])
 
     def global_pairs(self) -> dict[str, Pair | NoPair]:
         """The pair each kinship mode picks over the whole pool."""
@@ -302,5 +404,17 @@ class Kinship:
             "normalized": {
                 m: [round(float(x), 6) for x in row] for m, row in zip(self.models, self.normalized, strict=False)
             },
-            "cosine": [[round(float(x), 6) for x in row] for row in self.cosine],
+            "cosine": (
+                [[round(float(x), 6) for x in row] for row in self.cosine]
+                if len(self.models) <= JSON_MATRIX_LIMIT
+                else None
+            ),
+            **(
+                {}
+                if len(self.models) <= JSON_MATRIX_LIMIT
+                else {
+                    "cosine_note": f"a pool of {len(self.models)} models (> {JSON_MATRIX_LIMIT}): the full "
+                    "matrix is left out; Kinship.cosine_among() computes any part of it"
+                }
+            ),
         }

@@ -184,3 +184,32 @@ def test_large_pool_matches_a_brute_force_reference() -> None:
     partner = next(b for b in rank if b != first and ((first, b) in kin_pairs or (b, first) in kin_pairs))
     got = k.select("score", k.models)
     assert isinstance(got, Pair) and (got.chosen, got.rejected) == (f"m{first}", f"m{partner}")
+
+
+@pytest.mark.parametrize("tau", [0.1, 0.999])
+def test_pools_above_the_matrix_limit_select_like_the_full_matrix(monkeypatch, tau) -> None:
+    """Without the n x n matrix (block-wise and per-candidate cosines) the picks are the same."""
+    import karma_hf.kinship as kinship_mod
+
+    rng = np.random.default_rng(3)
+    values = np.round(rng.random((2500, 6)), 2)  # rounded: exact ties in S_pref and cosine occur
+    names, benches = [f"m{i:04d}" for i in range(2500)], [f"b{j}" for j in range(6)]
+    full = Kinship.from_values(names, benches, values, tau=tau)
+    monkeypatch.setattr(kinship_mod, "FULL_MATRIX_LIMIT", 100)
+    lazy = Kinship.from_values(names, benches, values, tau=tau)
+    assert full.full_matrix and not lazy.full_matrix
+    with pytest.raises(KarmaError, match="no full cosine matrix"):
+        _ = lazy.cosine
+    for mode in ("score", "sim", "score_sim"):
+        a, b = full.select(mode, names), lazy.select(mode, names)
+        assert (a.chosen, a.rejected) == (b.chosen, b.rejected), mode
+        assert a.kinship == pytest.approx(b.kinship, abs=1e-12)
+    for cand in rng.choice(2500, size=(200, 5)).tolist():
+        picked = [names[i] for i in cand]
+        for mode in ("score", "sim", "score_sim"):
+            assert full.select(mode, picked) == lazy.select(mode, picked) or (
+                full.select(mode, picked).kinship == pytest.approx(lazy.select(mode, picked).kinship, abs=1e-12))
+    i, j = rng.integers(0, 2500, size=(2, 50))
+    assert np.allclose(full.pair_cosine(i, j), lazy.pair_cosine(i, j), atol=1e-12)
+    d = lazy.to_dict()
+    assert d["cosine"] is None and "left out" in d["cosine_note"]

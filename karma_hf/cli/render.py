@@ -7,7 +7,9 @@ import io
 import json
 from typing import Any
 
-from karma_hf.kinship import SELECTORS, Kinship, NoPair
+import numpy as np
+
+from karma_hf.kinship import JSON_MATRIX_LIMIT, SELECTORS, Kinship, NoPair
 from karma_hf.layout import DROP_REASONS, PAIR_SPLITS, mode_help
 from karma_hf.scores import ScoreTable
 
@@ -27,12 +29,13 @@ def kinship_payload(table: ScoreTable, kin: Kinship) -> dict[str, Any]:
                 "s_pref_rejected": round(res.s_pref_rejected, 6),
             }
         )
-    below = [
-        [a, b, round(float(kin.cosine[i, j]), 6)]
-        for i, a in enumerate(kin.models)
-        for j, b in enumerate(kin.models)
-        if i < j and kin.cosine[i, j] < kin.tau
-    ]
+    below: list[list[Any]] | None = None
+    if len(kin.models) <= JSON_MATRIX_LIMIT:
+        cos = kin.cosine
+        below = [
+            [kin.models[i], kin.models[j], round(float(cos[i, j]), 6)]
+            for i, j in np.argwhere(np.triu(cos < kin.tau, k=1)).tolist()
+        ]
     return {
         "scores": table.to_dict(),
         "kinship": kin.to_dict(),
@@ -50,19 +53,19 @@ def kinship_csv(kin: Kinship) -> str:
     """One row per model: rank, S_pref, normalised scores, then its cosine with every model."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["rank", "model", "s_pref", *(f"norm:{b}" for b in kin.benchmarks), *(f"cos:{m}" for m in kin.models)])
+    matrix = len(kin.models) <= JSON_MATRIX_LIMIT  # above it: no n columns of cosines per row
+    cos_head = [f"cos:{m}" for m in kin.models] if matrix else []
+    w.writerow(["rank", "model", "s_pref", *(f"norm:{b}" for b in kin.benchmarks), *cos_head])
     for rank, m in enumerate(kin.ranking(), start=1):
         i = kin.index[m]
-        w.writerow(
-            [
-                rank,
-                m,
-                f"{kin.s_pref[i]:.6f}",
-                *(f"{v:.6f}" for v in kin.normalized[i]),
-                *(f"{v:.6f}" for v in kin.cosine[i]),
-            ]
-        )
+        cos = [f"{v:.6f}" for v in kin.cosine[i]] if matrix else []
+        w.writerow([rank, m, f"{kin.s_pref[i]:.6f}", *(f"{v:.6f}" for v in kin.normalized[i]), *cos])
     return buf.getvalue()
+
+
+#: The terminal shows the top RANKING_ROWS of the ranking and the matrix up to MATRIX_ROWS models.
+RANKING_ROWS = 50
+MATRIX_ROWS = 40
 
 
 def _short(name: str) -> str:
@@ -80,29 +83,24 @@ def kinship_renderables(table: ScoreTable, kin: Kinship) -> list[Any]:
     ranking.add_column("S_pref", justify="right", style="bold")
     for b in table.benchmarks:
         ranking.add_column(_short(b), justify="right", no_wrap=True)
-    for r, m in enumerate(kin.ranking(), start=1):
-        i = table.models.index(m)
+    order = kin.ranking()
+    row_of = {m: i for i, m in enumerate(table.models)}
+    shown = order if len(order) <= RANKING_ROWS else order[:RANKING_ROWS]
+    for r, m in enumerate(shown, start=1):
+        i = row_of[m]
         ranking.add_row(
             str(r), kin.display_names.get(m, m), f"{kin.s_pref_of(m):.2f}", *(f"{v:.4g}" for v in table.values[i])
         )
-
-    order = kin.ranking()
-    matrix = Table(
-        title=f"Cosine kinship x 100 (tau = {kin.tau}; [red]red[/] = not kin); columns = ranks",
-        box=box.SIMPLE_HEAD,
-        padding=(0, 0),
-        pad_edge=False,
-    )
-    matrix.add_column("model", no_wrap=True, style="bold")
-    for r in range(1, len(order) + 1):
-        matrix.add_column(str(r), justify="right", min_width=4, no_wrap=True)
-    for r, a in enumerate(order, start=1):
-        cells = []
-        for b in order:
-            v = kin.kinship_of(a, b)
-            txt = f"{round(v * 100):d}"
-            cells.append(f"[red]{txt}[/]" if v < kin.tau else txt)
-        matrix.add_row(f"{r:>2} {kin.display_names.get(a, a)} ", *cells)
+    if len(shown) < len(order):
+        ranking.caption = f"top {len(shown)} of {len(order)} models (all of them: --format csv or json)"
+    out: list[Any] = [ranking]
+    if len(order) <= MATRIX_ROWS:
+        out.append(_matrix(kin, order))
+    else:
+        out.append(
+            f"(kinship matrix not shown for {len(order)} models; --format csv writes it up to "
+            f"{JSON_MATRIX_LIMIT} models)"
+        )
 
     pairs = Table(title="Pair each mode picks over the whole pool", box=box.SIMPLE_HEAD)
     for col in ("mode", "chosen", "rejected", "kinship", "S_pref chosen", "S_pref rejected"):
@@ -120,7 +118,30 @@ def kinship_renderables(table: ScoreTable, kin: Kinship) -> list[Any]:
                 f"{res.s_pref_rejected:.3f}",
             )
     legend = "\n".join(f"  {m}: {mode_help(m)}" for m in kin.global_pairs() if m in SELECTORS)
-    return [ranking, matrix, pairs, legend]
+    return [*out, pairs, legend]
+
+
+def _matrix(kin: Kinship, order: list[str]) -> Any:
+    from rich import box
+    from rich.table import Table
+
+    matrix = Table(
+        title=f"Cosine kinship x 100 (tau = {kin.tau}; [red]red[/] = not kin); columns = ranks",
+        box=box.SIMPLE_HEAD,
+        padding=(0, 0),
+        pad_edge=False,
+    )
+    matrix.add_column("model", no_wrap=True, style="bold")
+    for r in range(1, len(order) + 1):
+        matrix.add_column(str(r), justify="right", min_width=4, no_wrap=True)
+    for r, a in enumerate(order, start=1):
+        cells = []
+        for b in order:
+            v = kin.kinship_of(a, b)
+            txt = f"{round(v * 100):d}"
+            cells.append(f"[red]{txt}[/]" if v < kin.tau else txt)
+        matrix.add_row(f"{r:>2} {kin.display_names.get(a, a)} ", *cells)
+    return matrix
 
 
 def build_summary(report: dict[str, Any], *, top: int = 3) -> list[Any]:

@@ -10,6 +10,7 @@ import numpy as np
 
 from karma_hf.layout import SPLITS, output_schema, shard_name
 from karma_hf.pairs.decide import KEPT, Decision, Rows
+from karma_hf.sources.messages import append_message, message_type
 
 if TYPE_CHECKING:  # pragma: no cover
     import datasets
@@ -142,17 +143,23 @@ def write_outputs(
                 r_flat = rows.offsets[gidx] + dec.rejected_pos[gidx]
                 c_code, r_code = rows.code[c_flat], rows.code[r_flat]
                 both = (c_code < k) & (r_code < k)
-                kinship = np.where(both, kin.cosine[np.minimum(c_code, k - 1), np.minimum(r_code, k - 1)], np.nan)
+                kinship = np.where(both, kin.pair_cosine(np.minimum(c_code, k - 1), np.minimum(r_code, k - 1)), np.nan)
                 prompt_text = texts.prompt.take(pa.array(keep)).cast(pa.string())
                 chosen_text = texts.responses.take(pa.array(base[keep] + dec.chosen_pos[gidx])).cast(pa.string())
                 rejected_text = texts.responses.take(pa.array(base[keep] + dec.rejected_pos[gidx])).cast(pa.string())
                 m = keep.size
+                if texts.prompt_messages is not None:  # a multi-turn prompt: all its messages
+                    prompt_col = texts.prompt_messages.take(pa.array(keep)).cast(message_type())
+                    messages_col = append_message(prompt_col, "assistant", chosen_text)
+                else:
+                    prompt_col = _messages([("user", prompt_text)], m)
+                    messages_col = _messages([("user", prompt_text), ("assistant", chosen_text)], m)
                 out = pa.table(
                     [
-                        _messages([("user", prompt_text)], m),
+                        prompt_col,
                         _messages([("assistant", chosen_text)], m),
                         _messages([("assistant", rejected_text)], m),
-                        _messages([("user", prompt_text), ("assistant", chosen_text)], m),
+                        messages_col,
                         prompt_ids.take(pa.array(gidx)),
                         names.take(pa.array(c_code)),
                         names.take(pa.array(r_code)),
