@@ -9,7 +9,8 @@ A :class:`SourceSchema` is a small record of functions:
   columns: ``prompt_id`` (null when malformed), ``malformed`` (null or ``"<field> <problem>"``),
   and per completion ``models``, ``empty`` and ``rating`` (null = not rated);
 - ``texts(batch)``: the prompt of each row and the response of each completion, in the same
-  order as ``parse_batch``'s completions, plus an optional per-row ``source`` label.
+  order as ``parse_batch``'s completions, plus an optional per-row ``source`` label and, for
+  multi-turn prompts, the prompt as messages.
 """
 
 from __future__ import annotations
@@ -27,19 +28,31 @@ if TYPE_CHECKING:  # pragma: no cover
 
 #: Modules that register the built-in sources (imported on first lookup, so importing the
 #: registry stays cheap and has no import circle).
-BUILTIN_MODULES: tuple[str, ...] = ("karma_hf.sources.ultrafeedback",)
+BUILTIN_MODULES: tuple[str, ...] = (
+    "karma_hf.sources.ultrafeedback",
+    "karma_hf.sources.generated",
+    "karma_hf.sources.nectar",
+    "karma_hf.sources.arena",
+    "karma_hf.sources.openhermes",
+)
 
 
 @dataclass(frozen=True)
 class SourceTexts:
     """The texts of one batch: ``prompt`` (one string per row), ``responses`` (one string per
     completion, rows concatenated), ``offsets`` (row i's completions are
-    ``responses[offsets[i]:offsets[i + 1]]``) and ``label`` (one string per row, or None)."""
+    ``responses[offsets[i]:offsets[i + 1]]``) and ``label`` (one string per row, or None).
+
+    ``prompt_messages`` (optional, ``list<struct<role, content>>``, one list per row): the whole
+    prompt when it has more than the one user turn ``prompt`` holds (a system message, earlier
+    turns); the writer then uses it for the pairs' ``prompt`` and ``messages``, while ``prompt``
+    (the last user turn) stays what other steps match on."""
 
     prompt: pa.Array
     responses: pa.Array
     offsets: np.ndarray
     label: pa.Array | None = None
+    prompt_messages: pa.Array | None = None
 
 
 @dataclass(frozen=True)
