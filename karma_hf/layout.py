@@ -181,7 +181,8 @@ def output_schema() -> pa.Schema:
 
 
 # ------------------------------------------------------------------------------ drop reasons
-#: Why a source row produced no pair, in the order the builder tests them.
+#: Why a source row produced no pair, in the order reports list them (which reason wins when several
+#: apply: :mod:`karma_hf.pairs.decide`).
 DROP_REASONS: tuple[str, ...] = (
     "fewer_than_two_scored",
     "empty_response",

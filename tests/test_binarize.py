@@ -4,12 +4,13 @@ tests/fixtures/ultrafeedback_mini.jsonl (16 rows) — what each row is for:
 
  0  4 models, completions NOT in `models` order; the three KARMA modes pick three different pairs;
     overall_score ranks the models differently from the aspect mean
- 1  "N/A" and "0" ratings            2  starchat + pythia-12b (cosine 0.02 < tau) + ultralm-65b (unscored)
+ 1  "N/A" and "0" ratings            2  starchat + pythia-12b (cosine 0.02 < tau) + ultralm-65b (unscored, excluded)
  3  two empty responses ("" and whitespace)   4  gpt-4 + ultralm-65b (one scored model)
- 5  a single completion              6  three completions with equal ratings (rlaif tie)
+ 5  a single completion              6  three completions with equal ratings (argilla tie; h4 keeps it)
  7  unknown model + gpt-4            8  unknown model + gpt-4 + bard
  9  Rating "seven" (malformed)      10  no instruction (malformed)   11  a completion without model
-12  the instruction of row 0 again  13  a null response             14  bard (rated 2) vs gpt-3.5-turbo (rated 5)
+12  the instruction of row 0 again  13  a null response, source truthful_qa (h4 drops it)
+14  bard (rated 2) vs gpt-3.5-turbo (rated 5)
 15  no completions at all
 """
 
@@ -31,11 +32,12 @@ from karma_hf.sources.ultrafeedback import (MalformedRow, parse_batch, parse_rat
 FIXTURE = Path(__file__).parent / "fixtures" / "ultrafeedback_mini.jsonl"
 RAW = [json.loads(line) for line in FIXTURE.read_text(encoding="utf-8").splitlines()]
 
-K, F2, EMPTY, NOKIN, TIE, UNK, BAD = ("kept", "fewer_than_two_scored", "empty_response", "no_kin_above_tau",
-                                      "tie", "unknown_model", "malformed")
+K, F2, EMPTY, NOKIN, TIE, UNK, BAD, SRC = ("kept", "fewer_than_two_scored", "empty_response", "no_kin_above_tau",
+                                           "tie", "unknown_model", "malformed", "excluded_source")
 EXPECTED_REASONS = {
     "karma": [K, K, NOKIN, EMPTY, F2, F2, K, UNK, K, BAD, BAD, BAD, K, K, K, F2],
-    "rlaif": [K, K, K, EMPTY, K, F2, TIE, UNK, K, BAD, BAD, BAD, K, K, K, F2],
+    # default recipe h4: ties kept (row 6), ultralm-65b excluded (rows 2, 4), truthful_qa dropped (row 13)
+    "rlaif": [K, K, K, EMPTY, F2, F2, K, UNK, K, BAD, BAD, BAD, K, SRC, K, F2],
 }
 # (row -> (chosen_model, rejected_model)) per KARMA mode
 EXPECTED_PAIRS = {
@@ -151,7 +153,8 @@ def test_every_row_accounted_for(built):
         assert built.row_reasons(mode) == expected, mode
         assert info["splits"]["train"] + info["splits"]["test"] == info["kept"]
         assert info["splits"]["train_sft"] == info["splits"]["train"]
-    assert built.report["skipped_completions"]["unknown_model"] == {"mystery-7b": 2}
+    assert built.report["skipped_completions"] == {"unknown_model": {"mystery-7b": 2},
+                                                   "excluded_model": {"ultralm-65b": 2}}
     assert [m["row"] for m in built.report["malformed_examples"]] == [9, 10, 11]
 
 
@@ -176,7 +179,12 @@ def test_karma_pairs_and_labels(built, mode):
     assert (rows[14]["score_chosen"], rows[14]["score_rejected"]) == (2.0, 5.0)
 
 
-def test_rlaif_baseline(built):
+def test_rlaif_argilla_with_ultralm_65b(tmp_path, cache):
+    built = build(FIXTURE, modes=["rlaif"], rlaif_recipe="argilla", include_ultralm_65b=True, test_size=3,
+                  output=tmp_path / "argilla", cache_dir=cache, ignore_unknown_models=True)
+    assert built.row_reasons("rlaif") == [K, K, K, EMPTY, K, F2, TIE, UNK, K, BAD, BAD, BAD, K, K, K, F2]
+    assert built.report["skipped_completions"]["excluded_model"] == {}
+    assert "--rlaif-recipe argilla" in built.report["command"] and "--include-ultralm-65b" in built.report["command"]
     rows = _rows_by_index(built, "rlaif")
     for i, rec in rows.items():
         assert rec["score_chosen"] > rec["score_rejected"], i  # strictly lower-rated rejected, no ties
@@ -228,7 +236,8 @@ def test_equal_s_pref_is_a_tie(tmp_path, cache):
     for mode in karma_modes():
         reasons = result.row_reasons(mode)
         assert reasons[14] == TIE and reasons[13] == TIE, mode  # only bard + gpt-3.5-turbo answered
-        assert reasons[4] == UNK  # without a preset, ultralm-65b is unknown: gpt-4 alone is left
+        # ultralm-65b is excluded (not "unknown", though this table does not know it): gpt-4 alone is left
+        assert reasons[4] == F2
 
 
 # ----------------------------------------------------------------------------- errors

@@ -93,7 +93,8 @@ def test_report_shows_the_built_in_difference(quickstart):
     gap = {m: rep["modes"][m]["rating_gap"]["mean"] for m in MODES}
     assert gap["sim"] < gap["rlaif"]
     assert rep["comparison_with_baseline"]["sim"]["smaller_gap_than_baseline"] is True
-    assert rep["modes"]["rlaif"]["agreement"]["share_agree"] == 1.0  # rlaif is chosen by these ratings
+    # the default rlaif recipe (h4) ranks by overall_score, not by these aspect ratings: mostly, not always, agreeing
+    assert 0.7 < rep["modes"]["rlaif"]["agreement"]["share_agree"] < 1.0
     # rlaif rewards length more often than the kinship pairs do
     assert rep["modes"]["rlaif"]["factors"]["words"]["share_chosen_more"] > rep["modes"]["sim"]["factors"]["words"]["share_chosen_more"]
 

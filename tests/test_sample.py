@@ -117,9 +117,12 @@ def test_every_drop_reason_of_a_default_build_occurs(tmp_path: Path):
         d = modes[mode]["dropped"]
         assert d["fewer_than_two_scored"] >= 1 and d["empty_response"] >= 1 and d["no_kin_above_tau"] >= 1
         assert d["unknown_model"] == 0 and d["malformed"] == 0
-    d = modes["rlaif"]["dropped"]
-    assert d["tie"] >= 1 and d["fewer_than_two_scored"] >= 1 and d["empty_response"] >= 1
-    assert d["unknown_model"] == 0 and d["malformed"] == 0
+    d = modes["rlaif"]["dropped"]  # default recipe h4: ties kept, the truthful_qa row dropped
+    assert d["excluded_source"] >= 1 and d["fewer_than_two_scored"] >= 1 and d["empty_response"] >= 1
+    assert d["tie"] == 0 and d["unknown_model"] == 0 and d["malformed"] == 0
+    d = build(sample_path(), modes=["rlaif"], rlaif_recipe="argilla", test_size=30,
+              output=tmp_path / "argilla").report["modes"]["rlaif"]["dropped"]
+    assert d["tie"] >= 1 and d["excluded_source"] == 0
     for mode, m in modes.items():
         assert m["kept"] + sum(m["dropped"].values()) == m["rows"] == 300, mode
 

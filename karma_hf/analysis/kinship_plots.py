@@ -1,12 +1,33 @@
 """Plots of origin-model kinship: PCA map (paper Fig. 4), dendrograms (Fig. 7), heatmap.
 
-Dendrograms use average linkage on the kinship distance ``1 - cosine`` of the normalised
-benchmark vectors restricted to each capability group. A group with a single benchmark
-(instruction following = IFEval alone) has no cosine geometry (every non-zero 1-D vector points
-the same way), so its distance is the absolute difference of the normalised scores, which is
-the same scale ([0, 1]). Clusters are cut at distance 0.4 as in the paper, drawn as a dotted
-line, and coloured per cluster; :func:`dendrogram_clusters` returns the same labels as
-``scipy.cluster.hierarchy.fcluster(..., criterion="distance")``.
+**PCA (Fig. 4).** The min-max normalised benchmark vectors are centred and projected on their
+first two principal components (SVD). A principal component has no intrinsic sign, and the paper
+does not say which it drew, so the orientation is a stated rule (our choice, chosen so that the
+paper's preset reproduces Fig. 4's description): **PC1 is oriented so that its loadings sum to a
+negative value**, i.e. moving right along PC1 means lower normalised scores, hence lower S_pref
+(the weakest models sit on the right, as Fig. 4 places the small models in the first quadrant);
+**PC2 so that its largest-magnitude loading is positive** (on the paper's scores: IFEval points
+up). A zero sum (a PC1 orthogonal to the all-ones direction) falls back to the PC2 rule. Both
+rules depend only on the data, so the map is the same across BLAS builds.
+
+**Dendrograms (Fig. 7).** Hierarchical clustering of the normalised vectors, for all benchmarks
+and per capability group, cut at distance 0.4 as in the paper (a dotted line; clusters coloured).
+The paper gives neither the distance nor the linkage, so both are options (:data:`DISTANCES`,
+:data:`LINKAGES`; defaults ``cosine`` / ``average``, our choice: the paper's kinship is the cosine
+of these vectors, Eq. 1):
+
+- ``cosine``: the kinship distance ``1 - cos(n_i, n_j)``. A model whose normalised vector (in the
+  group's benchmarks) is all zeros has no direction: distance 1 to everyone;
+- ``euclidean``: ``||n_i - n_j||`` of the normalised vectors (no rescaling: with k benchmarks it
+  ranges over [0, sqrt(k)], so the 0.4 cut is relatively finer for larger groups).
+
+A group with a single benchmark (instruction following = IFEval alone) has no cosine geometry
+(every non-zero 1-D vector points the same way); both distances are then ``|n_i - n_j|``.
+``ward`` linkage is defined for Euclidean distances; with ``cosine`` scipy applies Ward's update
+formula to ``1 - cos`` (offered because readers try it, not because it is a Ward criterion).
+:func:`dendrogram_clusters` returns the flat clusters the dendrogram colours
+(``scipy.cluster.hierarchy.fcluster(..., criterion="distance")``: merges at heights <= the cut).
+``scripts/figure7_table.py`` tabulates every choice on the paper's preset (``docs/figure7.md``).
 
 matplotlib and scipy are imported inside the functions (``karma kinship`` never pays for them).
 """
@@ -19,6 +40,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from karma_hf.analysis.style import pyplot
+from karma_hf.errors import KarmaError
 from karma_hf.kinship import Kinship, cosine_matrix
 from karma_hf.scores import CAPABILITIES
 
@@ -26,7 +48,11 @@ if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
 
 DEFAULT_CUT = 0.4
-LINKAGE = "average"
+DISTANCES: tuple[str, ...] = ("cosine", "euclidean")
+LINKAGES: tuple[str, ...] = ("average", "complete", "ward")
+DEFAULT_DISTANCE = "cosine"
+DEFAULT_LINKAGE = "average"
+LINKAGE = DEFAULT_LINKAGE  # the default linkage (kept for callers of earlier versions)
 
 
 def _labels(kin: Kinship) -> list[str]:
@@ -44,39 +70,74 @@ def capability_groups(kin: Kinship) -> dict[str, list[int]]:
     return groups
 
 
-def kinship_distance(kin: Kinship, columns: list[int] | None = None) -> np.ndarray:
-    """Square distance matrix: ``1 - cosine`` (``|n_i - n_j|`` for a single benchmark)."""
+def kinship_distance(kin: Kinship, columns: list[int] | None = None, distance: str = DEFAULT_DISTANCE) -> np.ndarray:
+    """Square distance matrix of the normalised vectors (restricted to ``columns``): ``1 - cosine``
+    or Euclidean (``|n_i - n_j|`` for a single benchmark, either way)."""
+    _check_choice("distance", distance, DISTANCES)
     vecs = kin.normalized if columns is None else kin.normalized[:, columns]
-    dist = np.abs(vecs - vecs.T) if vecs.shape[1] == 1 else 1.0 - cosine_matrix(vecs)
+    if vecs.shape[1] == 1:
+        dist = np.abs(vecs - vecs.T)
+    elif distance == "euclidean":
+        diff = vecs[:, None, :] - vecs[None, :, :]
+        dist = np.sqrt((diff**2).sum(axis=2))
+    else:
+        dist = 1.0 - cosine_matrix(vecs)
     dist = np.clip((dist + dist.T) / 2.0, 0.0, None)
     np.fill_diagonal(dist, 0.0)
     return dist
 
 
-def linkage_matrix(dist: np.ndarray) -> np.ndarray:
+def _check_choice(what: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise KarmaError(f"--{what} must be one of {', '.join(choices)}, got {value!r}")
+
+
+def linkage_matrix(dist: np.ndarray, method: str = DEFAULT_LINKAGE) -> np.ndarray:
     from scipy.cluster.hierarchy import linkage
     from scipy.spatial.distance import squareform
 
-    return linkage(squareform(dist, checks=False), method=LINKAGE)
+    _check_choice("linkage", method, LINKAGES)
+    return linkage(squareform(dist, checks=False), method=method)
 
 
-def dendrogram_clusters(dist: np.ndarray, cut: float = DEFAULT_CUT) -> np.ndarray:
+def dendrogram_clusters(dist: np.ndarray, cut: float = DEFAULT_CUT, method: str = DEFAULT_LINKAGE) -> np.ndarray:
     """Flat cluster labels at distance ``cut`` (the clusters the dendrogram colours)."""
     from scipy.cluster.hierarchy import fcluster
 
-    return fcluster(linkage_matrix(dist), t=cut, criterion="distance")
+    return fcluster(linkage_matrix(dist, method), t=cut, criterion="distance")
+
+
+def clusters_at(
+    kin: Kinship,
+    columns: list[int] | None = None,
+    *,
+    cut: float = DEFAULT_CUT,
+    distance: str = DEFAULT_DISTANCE,
+    linkage: str = DEFAULT_LINKAGE,
+) -> list[list[str]]:
+    """The flat clusters at ``cut`` as lists of model ids: largest first, then by first member."""
+    labels = dendrogram_clusters(kinship_distance(kin, columns, distance), cut, linkage)
+    groups: dict[int, list[str]] = {}
+    for model, label in zip(kin.models, labels.tolist(), strict=True):
+        groups.setdefault(int(label), []).append(model)
+    return sorted(groups.values(), key=lambda g: (-len(g), kin.models.index(g[0])))
 
 
 def pca_2d(kin: Kinship) -> tuple[np.ndarray, np.ndarray]:
     """Project the normalised vectors on their first two principal components (SVD).
 
-    Returns ``(coords (n, 2), explained_variance_ratio (2,))``. Signs are fixed so the largest
-    loading of each component is positive (stable output across BLAS builds).
+    Returns ``(coords (n, 2), explained_variance_ratio (2,))``, oriented by the module's rule:
+    PC1's loadings sum to a negative value (weaker models to the right), PC2's largest-magnitude
+    loading is positive.
     """
     x = kin.normalized - kin.normalized.mean(axis=0)
     u, s, vt = np.linalg.svd(x, full_matrices=False)
     k = min(2, vt.shape[0])
     signs = np.sign(vt[np.arange(k), np.abs(vt[:k]).argmax(axis=1)])
+    if k >= 1:
+        total = float(vt[0].sum())
+        if abs(total) > 1e-12:
+            signs[0] = -np.sign(total)
     signs[signs == 0] = 1.0
     coords = (u[:, :k] * s[:k]) * signs
     if k < 2:
@@ -84,6 +145,15 @@ def pca_2d(kin: Kinship) -> tuple[np.ndarray, np.ndarray]:
     var = s**2
     ratio = var[:2] / var.sum() if var.sum() > 0 else np.zeros(2)
     return coords, np.pad(ratio, (0, 2 - ratio.size))
+
+
+def quadrants(kin: Kinship) -> dict[str, int]:
+    """The PCA quadrant (1-4, counter-clockwise from upper right; 0 on an axis) of each model."""
+    coords, _ = pca_2d(kin)
+    out = {}
+    for model, (x, y) in zip(kin.models, coords.tolist(), strict=True):
+        out[model] = 0 if x == 0 or y == 0 else (1 if x > 0 and y > 0 else 2 if y > 0 else 3 if x < 0 else 4)
+    return out
 
 
 # ---------------------------------------------------------------------- figures
@@ -135,7 +205,7 @@ def plot_pca(kin: Kinship) -> Figure:
     _place_labels(fig, ax, coords, _labels(kin))
     ax.axhline(0, color="grey", lw=0.6, ls=":")
     ax.axvline(0, color="grey", lw=0.6, ls=":")
-    ax.set_xlabel(f"PC1 ({ratio[0]:.0%} of variance)")
+    ax.set_xlabel(f"PC1 ({ratio[0]:.0%} of variance; oriented so that lower scores lie to the right)")
     ax.set_ylabel(f"PC2 ({ratio[1]:.0%} of variance)")
     ax.set_title(f"Origin models: PCA of min-max normalised scores ({len(kin.benchmarks)} benchmarks)")
     cbar = fig.colorbar(sc, ax=ax)
@@ -144,7 +214,9 @@ def plot_pca(kin: Kinship) -> Figure:
     return fig
 
 
-def plot_dendrograms(kin: Kinship, cut: float = DEFAULT_CUT) -> Figure:
+def plot_dendrograms(
+    kin: Kinship, cut: float = DEFAULT_CUT, distance: str = DEFAULT_DISTANCE, linkage: str = DEFAULT_LINKAGE
+) -> Figure:
     from scipy.cluster.hierarchy import dendrogram
 
     plt = pyplot()
@@ -152,8 +224,8 @@ def plot_dendrograms(kin: Kinship, cut: float = DEFAULT_CUT) -> Figure:
     fig, axes = plt.subplots(len(groups), 1, figsize=(10, 3.6 * len(groups)), squeeze=False)
     labels = _labels(kin)
     for ax, (name, cols) in zip(axes[:, 0], groups.items(), strict=False):
-        dist = kinship_distance(kin, cols)
-        z = linkage_matrix(dist)
+        dist = kinship_distance(kin, cols, distance)
+        z = linkage_matrix(dist, linkage)
         dendrogram(
             z,
             labels=labels,
@@ -163,12 +235,12 @@ def plot_dendrograms(kin: Kinship, cut: float = DEFAULT_CUT) -> Figure:
             leaf_font_size=8,
             ax=ax,
         )
-        n_clusters = len(set(dendrogram_clusters(dist, cut)))
+        n_clusters = len(set(dendrogram_clusters(dist, cut, linkage)))
         ax.axhline(cut, color="red", ls=":", lw=1.2, label=f"cut at {cut} ({n_clusters} clusters)")
         benches = ", ".join(kin.benchmarks[c].removeprefix("karma_") for c in cols)
-        metric = "|n_i - n_j|" if len(cols) == 1 else "1 - cosine"
-        ax.set_title(f"{name.capitalize()} ({benches}): average linkage on {metric}")
-        ax.set_ylabel("kinship distance")
+        metric = "|n_i - n_j|" if len(cols) == 1 else ("1 - cosine" if distance == "cosine" else "Euclidean distance")
+        ax.set_title(f"{name.capitalize()} ({benches}): {linkage} linkage on {metric}")
+        ax.set_ylabel("distance")
         ax.legend(loc="upper right", fontsize=8)
         for tick in ax.get_xticklabels():
             tick.set_horizontalalignment("right")
@@ -203,14 +275,26 @@ def plot_heatmap(kin: Kinship) -> Figure:
 
 
 def write_plots(
-    kin: Kinship, out_dir: str | Path, *, cut: float = DEFAULT_CUT, formats: tuple[str, ...] = ("png", "svg")
+    kin: Kinship,
+    out_dir: str | Path,
+    *,
+    cut: float = DEFAULT_CUT,
+    formats: tuple[str, ...] = ("png", "svg"),
+    distance: str = DEFAULT_DISTANCE,
+    linkage: str = DEFAULT_LINKAGE,
 ) -> list[Path]:
     """Write ``pca``, ``dendrograms`` and ``kinship_heatmap`` in each format; return the paths."""
+    _check_choice("distance", distance, DISTANCES)
+    _check_choice("linkage", linkage, LINKAGES)
     plt = pyplot()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
-    figures = {"pca": plot_pca(kin), "dendrograms": plot_dendrograms(kin, cut), "kinship_heatmap": plot_heatmap(kin)}
+    figures = {
+        "pca": plot_pca(kin),
+        "dendrograms": plot_dendrograms(kin, cut, distance, linkage),
+        "kinship_heatmap": plot_heatmap(kin),
+    }
     for name, fig in figures.items():
         for fmt in formats:
             path = out / f"{name}.{fmt}"

@@ -6,8 +6,10 @@ For each mode of a built dataset (``score``, ``sim``, ``score_sim``, ...) side b
 * **Response Quality Gap** (KARMA paper, §1): ``|score_chosen - score_rejected|`` on the source's
   own per-instance ratings (mean, median, distribution), and the share of pairs where those
   ratings *agree* with the pair's label (chosen rated higher), *disagree* (chosen rated lower)
-  or *tie*. The ``rlaif`` baseline picks chosen by these very ratings, so it agrees by
-  construction; for kinship modes agreement is an independent check of the S_pref label.
+  or *tie*. The ``rlaif`` baseline's ``argilla`` recipe picks chosen by these very ratings, so it
+  agrees by construction; its ``h4`` recipe ranks by ``overall_score`` (and keeps ties), so under
+  ``--rating aspects`` it can tie or disagree; for kinship modes agreement is an independent check
+  of the S_pref label.
 * **Kinship** of the pairs (cosine; mean, histogram) and the **S_pref gap** (chosen - rejected).
 * **Factors** (PROFILE-style, :mod:`karma_hf.factors`): chosen-vs-rejected differences in length,
   list items, headers, code blocks, bold spans, refusal and hedging phrases, and for each factor
@@ -186,9 +188,10 @@ def render_markdown(report: dict[str, Any], figures: dict[str, str]) -> str:
     L.append("")
     L.append("### Agreement of instance ratings with the label\n")
     L.append(
-        "*Agree*: the chosen response was also rated higher by the source. For `rlaif` this holds by "
-        "construction (chosen is picked by those ratings, ties dropped); for kinship modes the label "
-        "comes from S_pref alone, so agreement is an independent check.\n"
+        "*Agree*: the chosen response was also rated higher by the source. For `rlaif` with the argilla "
+        "recipe this holds by construction (chosen is picked by those ratings, ties dropped); the h4 recipe "
+        "ranks by `overall_score` and keeps ties, so it agrees only as far as `overall_score` and these "
+        "ratings do; for kinship modes the label comes from S_pref alone, so agreement is an independent check.\n"
     )
     L.append(f"![Agreement]({figures['agreement']})\n")
     agreement = [(m, report["modes"][m]["agreement"]) for m in modes]

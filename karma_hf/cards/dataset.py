@@ -138,6 +138,8 @@ def render_dataset_card(
         example_mode=example,
         reasons=[{"name": r, "help": DROP_REASON_HELP[r]} for r in DROP_REASONS],
         skipped_unknown=report["skipped_completions"]["unknown_model"],
+        excluded_models=report["skipped_completions"].get("excluded_model", {}),
+        rlaif=report.get("rlaif"),
         scores_source=report["scores"]["source"] or "score table",
         score_table=table.to_markdown() if table is not None else _score_fallback(report),
         ranking=[{"model": m, "s_pref": v} for m, v in ranking],

@@ -62,8 +62,36 @@ from karma_hf.cli.common import CONTEXT_SETTINGS, load_table, score_options
     "--rating",
     default="aspects",
     show_default=True,
-    help="Per-instance rating (rlaif, score_* columns); UltraFeedback: aspects (mean of the 4 aspect "
-    "ratings) or overall_score.",
+    help="Per-instance rating (score_* columns of every mode; the rlaif argilla recipe's label); UltraFeedback: "
+    "aspects (mean of the 4 aspect ratings) or overall_score.",
+)
+@click.option(
+    "--rlaif-recipe",
+    "--rlaif_recipe",
+    "rlaif_recipe",
+    type=click.Choice(["h4", "argilla"]),
+    default="h4",
+    show_default=True,
+    help="How the rlaif baseline binarizes: h4 = HuggingFaceH4/ultrafeedback_binarized (highest overall_score vs "
+    "a random other completion, ties kept, TruthfulQA dropped); argilla = best --rating vs a random strictly "
+    "lower-rated one, ties dropped.",
+)
+@click.option(
+    "--truthfulqa-questions",
+    "--truthfulqa_questions",
+    "truthfulqa_questions",
+    default=None,
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    metavar="FILE",
+    help="rlaif h4: also drop rows whose instruction is one of these TruthfulQA questions (one per line, or a "
+    ".jsonl/.csv/.parquet with a 'question' column).",
+)
+@click.option(
+    "--include-ultralm-65b",
+    "--include_ultralm_65b",
+    "include_ultralm_65b",
+    is_flag=True,
+    help="Use ultralm-65b's completions (excluded from every mode by default, as in §3.1 of the paper).",
 )
 @click.option(
     "--ignore-unknown-models",
@@ -102,6 +130,9 @@ def build_cmd(
     seed,
     test_size,
     rating,
+    rlaif_recipe,
+    truthfulqa_questions,
+    include_ultralm_65b,
     ignore_unknown_models,
     strict,
     num_proc,
@@ -148,6 +179,9 @@ def build_cmd(
         seed=seed,
         test_size=size,
         rating=rating,
+        rlaif_recipe=rlaif_recipe,
+        truthfulqa_questions=str(truthfulqa_questions) if truthfulqa_questions else None,
+        include_ultralm_65b=include_ultralm_65b,
         ignore_unknown_models=ignore_unknown_models,
         strict=strict,
         num_proc=num_proc,

@@ -65,8 +65,22 @@ def kinship(scores, benchmarks, allow_missing, aliases, tau, fmt, output):
     show_default=True,
     help="Dendrogram distance at which clusters are cut and coloured.",
 )
+@click.option(
+    "--distance",
+    type=click.Choice(["cosine", "euclidean"]),
+    default="cosine",
+    show_default=True,
+    help="Dendrogram distance between normalised score vectors: 1 - cosine (kinship) or Euclidean.",
+)
+@click.option(
+    "--linkage",
+    type=click.Choice(["average", "complete", "ward"]),
+    default="average",
+    show_default=True,
+    help="Dendrogram linkage (the paper names none; ward is defined for Euclidean distances).",
+)
 @click.option("--formats", default="png,svg", show_default=True, help="Comma-separated: png, svg, pdf.")
-def plot(scores, benchmarks, allow_missing, aliases, out, tau, cut, formats):
+def plot(scores, benchmarks, allow_missing, aliases, out, tau, cut, distance, linkage, formats):
     """PCA map, kinship dendrograms per capability (cut at 0.4), and the kinship heatmap."""
     fmts = tuple(f.strip() for f in formats.split(",") if f.strip())
     bad = [f for f in fmts if f not in ("png", "svg", "pdf")]
@@ -78,5 +92,5 @@ def plot(scores, benchmarks, allow_missing, aliases, out, tau, cut, formats):
     kin = kinship_of(table, tau)
     from karma_hf.analysis.kinship_plots import write_plots
 
-    for path in write_plots(kin, out, cut=cut, formats=fmts):
+    for path in write_plots(kin, out, cut=cut, formats=fmts, distance=distance, linkage=linkage):
         click.echo(str(path))

@@ -43,6 +43,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import datasets
 
     from karma_hf.kinship import Kinship
+    from karma_hf.pairs.decide import Rows
     from karma_hf.scores import ScoreTable
     from karma_hf.sources.registry import SourceSchema
 
@@ -102,6 +103,9 @@ def build(
     output: str | Path | None = None,
     split: str = "train",
     rating: str = "aspects",
+    rlaif_recipe: str = "h4",
+    truthfulqa_questions: str | Path | None = None,
+    include_ultralm_65b: bool = False,
     source_format: str = "auto",
     ignore_unknown_models: bool = False,
     strict: bool = False,
@@ -123,6 +127,10 @@ def build(
     ``output``: folder for ``<mode>/<split>-00000-of-00001.parquet``, ``README.md`` (the card)
     and ``build_report.json``; without it a temporary folder lives as long as the result.
     ``source_format``: a registered source schema, or ``auto`` (detected from the columns).
+    ``rlaif_recipe``: how the ``rlaif`` baseline binarizes (``h4`` or ``argilla``,
+    :data:`karma_hf.layout.RLAIF_RECIPES`); ``truthfulqa_questions``: a TruthfulQA question file
+    whose copies ``h4`` drops (:mod:`karma_hf.pairs.exclusions`). ``include_ultralm_65b``: use
+    UltraLM-65B's completions (excluded from every mode by default, as in §3.1 of the paper).
     ``ignore_unknown_models``: skip (and count) completions of models that are neither scored
     nor known-unscored instead of failing. ``strict``: fail on the first malformed row.
     ``command`` (overrides the recorded build command) and ``repo_id`` (where it will be
@@ -152,6 +160,9 @@ def build(
             seed=seed,
             test_size=test_size,
             rating=rating,
+            rlaif_recipe=rlaif_recipe,
+            truthfulqa_questions=str(truthfulqa_questions) if truthfulqa_questions is not None else None,
+            include_ultralm_65b=include_ultralm_65b,
             ignore_unknown_models=ignore_unknown_models,
             strict=strict,
             num_proc=num_proc,
@@ -225,7 +236,10 @@ def run_build(
     source.check_schema(arrow_schema, config.rating)
     parsed_table = _parse(ds, source, config, parsed_schema(), progress)
 
-    rows = Rows.from_parsed(parsed_table, kin, tuple(table.known_unscored))
+    rows = Rows.from_parsed(parsed_table, kin, tuple(table.known_unscored), config.excluded_models)
+    truthfulqa_questions = None
+    if "rlaif" in config.modes and config.rlaif_recipe == "h4":
+        truthfulqa_questions = _prepare_h4(rows, ds, source, config)
     malformed_rows = np.flatnonzero(rows.malformed)
     if config.strict and malformed_rows.size:
         i = int(malformed_rows[0])
@@ -243,7 +257,7 @@ def run_build(
         )
 
     is_test = test_split(parsed_table.column("prompt_id"), config.test_size, config.seed)
-    decisions = {mode: decide(rows, mode, kin, config.seed) for mode in config.modes}
+    decisions = {mode: decide(rows, mode, kin, config.seed, rlaif_recipe=config.rlaif_recipe) for mode in config.modes}
 
     report = build_report(
         config,
@@ -258,6 +272,7 @@ def run_build(
         table=table,
         unknown=unknown,
         command=command,
+        truthfulqa_questions=truthfulqa_questions,
     )
     tmp: tempfile.TemporaryDirectory | None = None
     if output is None:
@@ -296,6 +311,19 @@ def run_build(
         statuses={mode: dec.status for mode, dec in decisions.items()},
         _tmp=tmp,
     )
+
+
+def _prepare_h4(rows: Rows, ds: datasets.Dataset, source: SourceSchema, config: BuildConfig) -> int | None:
+    """The ``h4`` recipe's inputs: each completion's overall_score and the TruthfulQA rows; returns
+    the number of TruthfulQA questions read (None without a question file)."""
+    from karma_hf.pairs.exclusions import overall_scores, read_questions, row_exclusions
+
+    table = ds.data.table
+    h4_rating = config.rating == "overall_score"
+    rows.overall = rows.rating if h4_rating else overall_scores(table, source, config.batch_size)
+    questions = read_questions(config.truthfulqa_questions) if config.truthfulqa_questions else None
+    rows.row_exclusion = row_exclusions(table, source, questions, config.batch_size)
+    return len(questions) if questions is not None else None
 
 
 def _parse(ds: datasets.Dataset, source: SourceSchema, config: BuildConfig, schema: Any, progress: bool) -> Any:

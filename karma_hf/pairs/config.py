@@ -14,11 +14,15 @@ from pathlib import Path
 from typing import Any
 
 from karma_hf.errors import KarmaError
+from karma_hf.layout import DEFAULT_RLAIF_RECIPE, RLAIF_RECIPES, parse_modes
 from karma_hf.layout import modes as registered_modes
-from karma_hf.layout import parse_modes
 
 DEFAULT_SOURCE = "openbmb/UltraFeedback"
 DEFAULT_SCORES = "ultrafeedback-paper"
+#: UltraFeedback's UltraLM-65B: §3.1 of the paper excludes its completions from the final dataset
+#: ("its performance could not be accurately assessed"); every mode skips them unless
+#: ``include_ultralm_65b``.
+ULTRALM_65B = "ultralm-65b"
 
 
 def public_name(spec: str) -> str:
@@ -48,6 +52,9 @@ class BuildConfig:
     seed: int = 42
     test_size: int | float = 2000
     rating: str = "aspects"
+    rlaif_recipe: str = DEFAULT_RLAIF_RECIPE
+    truthfulqa_questions: str | None = None
+    include_ultralm_65b: bool = False
     ignore_unknown_models: bool = False
     strict: bool = False
     num_proc: int | None = None
@@ -69,6 +76,15 @@ class BuildConfig:
             raise KarmaError(f"--num-proc must be >= 1, got {self.num_proc}")
         if self.private and not self.push_to:
             raise KarmaError("--private needs --push-to")
+        if self.rlaif_recipe not in RLAIF_RECIPES:
+            raise KarmaError(f"--rlaif-recipe must be one of {', '.join(RLAIF_RECIPES)}, got {self.rlaif_recipe!r}")
+        if self.truthfulqa_questions is not None and (self.rlaif_recipe != "h4" or "rlaif" not in self.modes):
+            raise KarmaError("--truthfulqa-questions applies to the rlaif mode with --rlaif-recipe h4 only")
+
+    @property
+    def excluded_models(self) -> tuple[str, ...]:
+        """Models whose completions no mode uses (UltraLM-65B, as in §3.1 of the paper, by default)."""
+        return () if self.include_ultralm_65b else (ULTRALM_65B,)
 
     def replace(self, **changes: Any) -> BuildConfig:
         return dataclasses.replace(self, **changes)
@@ -103,6 +119,12 @@ class BuildConfig:
             "--rating",
             self.rating,
         ]
+        if "rlaif" in self.modes:
+            parts += ["--rlaif-recipe", self.rlaif_recipe]
+        if self.truthfulqa_questions:
+            parts += ["--truthfulqa-questions", public_name(self.truthfulqa_questions)]
+        if self.include_ultralm_65b:
+            parts.append("--include-ultralm-65b")
         if self.ignore_unknown_models:
             parts.append("--ignore-unknown-models")
         if self.strict:

@@ -1,29 +1,45 @@
 """Pair decisions for every row of a source, vectorised with numpy (the builder's core).
 
-Every parsed row ends up kept or dropped with exactly one reason (:data:`karma_hf.layout.DROP_REASONS`),
-tested in this order:
+Every parsed row ends up kept or dropped with exactly one reason (:data:`karma_hf.layout.DROP_REASONS`);
+when several apply, the first of these wins:
 
 1. ``malformed``: the row breaks its source's schema;
-2. ``fewer_than_two_scored``: the source row has fewer than two completions;
-3. ``unknown_model``: (``ignore_unknown_models`` only) skipping completions of unknown models
+2. ``excluded_source`` / ``truthfulqa_copy``: (``rlaif`` with the ``h4`` recipe only) the row is
+   TruthfulQA: its source label is ``truthful_qa``, or its instruction is one of the
+   ``--truthfulqa-questions``;
+3. ``fewer_than_two_scored``: the source row has fewer than two completions;
+4. ``unknown_model``: (``ignore_unknown_models`` only) skipping completions of unknown models
    left fewer than two;
-4. ``fewer_than_two_scored``: fewer than two completions of *scored* models (``rlaif``: of known
+5. ``fewer_than_two_scored``: fewer than two completions of *scored* models (``rlaif``: of known
    models with a rating);
-5. ``empty_response``: those were two or more, but fewer than two have a non-empty response;
-6. ``no_kin_above_tau`` / ``tie``: from the pair selection (``rlaif``: ``tie`` only).
+6. ``empty_response``: those were two or more, but fewer than two have a non-empty response;
+7. ``no_kin_above_tau`` / ``tie``: from the pair selection (``rlaif``: ``tie`` only, ``argilla``
+   recipe only).
+
+Completions of *excluded* models (``ultralm-65b`` by default: §3.1 of the paper leaves it out of
+the final dataset) are never candidates in any mode; they count as known in step 4, so a row left
+with fewer than two others is ``fewer_than_two_scored``.
 
 KARMA modes (:data:`karma_hf.layout.karma_modes`): per row, the candidates are the completions
 whose model is scored and whose response is not empty; one :meth:`Kinship.select
 <karma_hf.kinship.Kinship.select>` call per distinct candidate set picks the pair, and the model
 with the higher S_pref is ``chosen`` (Eq. 3). Baseline modes have a decision function of their
-own in :data:`BASELINES`:
+own in :data:`BASELINES`; ``rlaif`` has one per recipe (:data:`RLAIF_DECISIONS`,
+:data:`karma_hf.layout.RLAIF_RECIPES`). In both recipes the candidates are the completions of
+*known* models (scored or known-unscored, not excluded) with a non-empty response and a score:
 
-- ``rlaif``: candidates are the completions of *known* models (scored or known-unscored) with a
-  non-empty response and a per-instance rating. ``chosen`` = the best rating (several best: a
-  seeded random one of them); ``rejected`` = a seeded random pick among the *strictly*
-  lower-rated ones; a row where every candidate has the same rating is dropped as ``tie``. The
-  random draws are a hash of ``(seed, row index, model)``, so they do not depend on batch size,
-  ``num_proc`` or the order of completions inside a row.
+- ``h4`` (``HuggingFaceH4/ultrafeedback_binarized``): the score is ``overall_score`` whatever the
+  ``--rating`` (:attr:`Rows.overall`). ``chosen`` = the highest score, the first in completion
+  order among equal ones (Python's ``max``, as H4); ``rejected`` = a seeded uniform random one of
+  the *other* candidates, whatever its score: equal scores are kept (zero-margin pairs), so this
+  recipe never drops a ``tie``. TruthfulQA rows are dropped first (step 2).
+- ``argilla`` (``argilla/ultrafeedback-binarized-preferences``): the score is the per-instance
+  ``--rating`` (:attr:`Rows.rating`, by default the mean aspect rating). ``chosen`` = the best
+  rating (several best: a seeded random one of them); ``rejected`` = a seeded random pick among
+  the *strictly* lower-rated ones; a row where every candidate has the same rating is ``tie``.
+
+The random draws are a hash of ``(seed, row index, model)``, so they do not depend on batch size,
+``num_proc`` or the order of completions inside a row.
 
 The test split (:func:`test_split`) is a seeded hash-ranking of the distinct ``prompt_id``
 values: the same prompts are held out in every mode.
@@ -39,7 +55,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from karma_hf.errors import KarmaError
-from karma_hf.layout import DROP_REASONS
+from karma_hf.layout import DEFAULT_RLAIF_RECIPE, DROP_REASONS
 
 if TYPE_CHECKING:  # pragma: no cover
     import pyarrow as pa
@@ -73,9 +89,28 @@ class Rows:
     vocab: tuple[str, ...]  # kin.models + known_unscored
     n_scored_models: int
     unknown_names: np.ndarray  # object (n_completions,) name for code -1 else None
+    #: bool (n_completions,): completion of an excluded model (never a candidate, never "unknown")
+    excluded: np.ndarray | None = None
+    excluded_names: tuple[str, ...] = ()
+    #: float64 (n_completions,): the ``h4`` recipe's score (``overall_score``), NaN = none
+    overall: np.ndarray | None = None
+    #: int8 (n,): 0, or the drop code of a TruthfulQA row (``excluded_source`` / ``truthfulqa_copy``)
+    row_exclusion: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.excluded is None:
+            self.excluded = np.zeros(len(self.code), dtype=bool)
+        if self.row_exclusion is None:
+            self.row_exclusion = np.zeros(self.n, dtype=np.int8)
 
     @classmethod
-    def from_parsed(cls, parsed: pa.Table, kin: Kinship, known_unscored: tuple[str, ...]) -> Rows:
+    def from_parsed(
+        cls,
+        parsed: pa.Table,
+        kin: Kinship,
+        known_unscored: tuple[str, ...],
+        excluded_models: tuple[str, ...] = (),
+    ) -> Rows:
         import pyarrow.compute as pc
 
         models = parsed.column("models").combine_chunks()
@@ -94,6 +129,7 @@ class Rows:
         code = dict_codes[idx]
         unknown_names = np.array(names + [None], dtype=object)[idx]
         unknown_names[code >= 0] = None
+        excluded = np.array([m in excluded_models for m in names] + [False], dtype=bool)[idx]
         empty = np.asarray(
             pc.list_flatten(parsed.column("empty").combine_chunks()).fill_null(True).to_numpy(zero_copy_only=False),
             dtype=bool,
@@ -114,6 +150,8 @@ class Rows:
             vocab=vocab,
             n_scored_models=len(kin.models),
             unknown_names=unknown_names,
+            excluded=excluded,
+            excluded_names=tuple(excluded_models),
         )
 
     # ------------------------------------------------------------------ helpers
@@ -121,12 +159,33 @@ class Rows:
         return str(parsed.column("malformed")[row].as_py())
 
     def unknown_counts(self) -> dict[str, int]:
-        ok = ~self.malformed[self.parent] & (self.code == -1)
+        ok = ~self.malformed[self.parent] & (self.code == -1) & ~self._excluded
         names, counts = np.unique(
             self.unknown_names[ok & (self.unknown_names != None)].astype(str),  # noqa: E711
             return_counts=True,
         )
         return {str(n): int(c) for n, c in sorted(zip(names, counts, strict=False), key=lambda x: (-x[1], x[0]))}
+
+    def excluded_counts(self) -> dict[str, int]:
+        """Completions of each excluded model in well-formed rows (zero counts included)."""
+        ok = ~self.malformed[self.parent] & self._excluded
+        counts = dict.fromkeys(self.excluded_names, 0)
+        codes = self.code[ok]
+        for name in self.excluded_names:
+            if name in self.vocab:
+                counts[name] = int((codes == self.vocab.index(name)).sum())
+            else:
+                counts[name] = int((self.unknown_names[ok] == name).sum())
+        return counts
+
+    @property
+    def _excluded(self) -> np.ndarray:
+        assert self.excluded is not None
+        return self.excluded
+
+    def _known(self) -> np.ndarray:
+        """Known, non-excluded completions: the models a baseline may pair."""
+        return (self.code >= 0) & ~self._excluded
 
     def _count(self, mask: np.ndarray) -> np.ndarray:
         return np.bincount(self.parent[mask], minlength=self.n)
@@ -134,7 +193,7 @@ class Rows:
     def _stages(self, scored: np.ndarray, candidate: np.ndarray) -> np.ndarray:
         """Status before pair selection: 0 = needs selection, else a drop code."""
         n_all = np.diff(self.offsets)
-        known = self.code >= 0
+        known = (self.code >= 0) | self._excluded  # an excluded model is not "unknown"
         status = np.zeros(self.n, dtype=np.int8)
         n_cand = self._count(candidate)
         status[n_cand < 2] = STATUS["empty_response"]
@@ -152,7 +211,7 @@ class Rows:
         from karma_hf.kinship import Pair
 
         k = self.n_scored_models
-        scored = (self.code >= 0) & (self.code < k)
+        scored = (self.code >= 0) & (self.code < k) & ~self._excluded
         candidate = scored & ~self.empty
         status = self._stages(scored, candidate)
         chosen = np.full(self.n, -1, dtype=np.int64)
@@ -190,9 +249,9 @@ class Rows:
         return Decision(status, chosen, rejected)
 
     # ------------------------------------------------------------------ RLAIF baseline
-    def decide_rlaif(self, seed: int) -> Decision:
-        known = self.code >= 0
-        rated = known & ~np.isnan(self.rating)
+    def decide_rlaif_argilla(self, seed: int) -> Decision:
+        """Argilla: best ``rating`` vs a seeded random strictly lower-rated candidate; ties dropped."""
+        rated = self._known() & ~np.isnan(self.rating)
         candidate = rated & ~self.empty
         status = self._stages(rated, candidate)
         chosen = np.full(self.n, -1, dtype=np.int64)
@@ -214,6 +273,35 @@ class Rows:
             tie = todo[rejected[todo] < 0]
             status[tie] = STATUS["tie"]
             chosen[tie] = -1
+        return Decision(status, chosen, rejected)
+
+    def decide_rlaif_h4(self, seed: int) -> Decision:
+        """H4: first highest ``overall_score`` vs a seeded uniform random other candidate; ties kept."""
+        if self.overall is None:
+            raise KarmaError("the h4 rlaif recipe needs each completion's overall_score (Rows.overall)")
+        rated = self._known() & ~np.isnan(self.overall)
+        candidate = rated & ~self.empty
+        status = self._stages(rated, candidate)
+        assert self.row_exclusion is not None
+        excluded_row = (self.row_exclusion > 0) & ~self.malformed
+        status[excluded_row] = self.row_exclusion[excluded_row]
+        chosen = np.full(self.n, -1, dtype=np.int64)
+        rejected = np.full(self.n, -1, dtype=np.int64)
+        flat = np.flatnonzero(candidate & (status[self.parent] == 0))  # ascending: completion order
+        if flat.size:
+            rows = self.parent[flat]
+            best = np.full(self.n, -np.inf)
+            np.maximum.at(best, rows, self.overall[flat])
+            top = self.overall[flat] == best[rows]
+            first_rows, first = np.unique(rows[top], return_index=True)  # the first maximum of each row
+            chosen_flat = np.full(self.n, -1, dtype=np.int64)
+            chosen_flat[first_rows] = flat[top][first]
+            other = flat != chosen_flat[rows]
+            sub, sub_rows = flat[other], rows[other]
+            order = np.lexsort((hash_uniform(seed, sub_rows, self.code[sub]), sub_rows))
+            picked_rows, picked = np.unique(sub_rows[order], return_index=True)
+            chosen[first_rows] = self.position(chosen_flat[first_rows])
+            rejected[picked_rows] = self.position(sub[order][picked])
         return Decision(status, chosen, rejected)
 
 
@@ -259,12 +347,37 @@ def test_split(prompt_ids: pa.ChunkedArray, test_size: int | float, seed: int) -
     return np.asarray(pc.is_in(ids, value_set=held).fill_null(False).to_numpy(zero_copy_only=False), dtype=bool)
 
 
-#: Decision functions of the baseline modes: ``fn(rows, seed) -> Decision``.
-BASELINES: dict[str, Callable[[Rows, int], Decision]] = {"rlaif": Rows.decide_rlaif}
+@dataclass(frozen=True)
+class BaselineOptions:
+    """What a baseline decision may depend on besides the rows."""
+
+    seed: int = 42
+    rlaif_recipe: str = DEFAULT_RLAIF_RECIPE
 
 
-def decide(rows: Rows, mode: str, kin: Kinship, seed: int) -> Decision:
+#: The ``rlaif`` decision of each recipe (:data:`karma_hf.layout.RLAIF_RECIPES`).
+RLAIF_DECISIONS: dict[str, Callable[[Rows, int], Decision]] = {
+    "h4": Rows.decide_rlaif_h4,
+    "argilla": Rows.decide_rlaif_argilla,
+}
+
+
+def decide_rlaif(rows: Rows, options: BaselineOptions) -> Decision:
+    try:
+        fn = RLAIF_DECISIONS[options.rlaif_recipe]
+    except KeyError as exc:
+        raise KarmaError(
+            f"--rlaif-recipe must be one of {', '.join(RLAIF_DECISIONS)}, got {options.rlaif_recipe!r}"
+        ) from exc
+    return fn(rows, options.seed)
+
+
+#: Decision functions of the baseline modes: ``fn(rows, options) -> Decision``.
+BASELINES: dict[str, Callable[[Rows, BaselineOptions], Decision]] = {"rlaif": decide_rlaif}
+
+
+def decide(rows: Rows, mode: str, kin: Kinship, seed: int, *, rlaif_recipe: str = DEFAULT_RLAIF_RECIPE) -> Decision:
     """The decision of ``mode`` for every row: a baseline's own function, else kinship selection."""
     if mode in BASELINES:
-        return BASELINES[mode](rows, seed)
+        return BASELINES[mode](rows, BaselineOptions(seed=seed, rlaif_recipe=rlaif_recipe))
     return rows.decide_karma(kin, mode)

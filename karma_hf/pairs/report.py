@@ -7,9 +7,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from karma_hf import __version__
-from karma_hf.layout import DROP_REASON_HELP, DROP_REASONS, mode_help
+from karma_hf.layout import DROP_REASON_HELP, DROP_REASONS, RLAIF_RECIPES, mode_help
 from karma_hf.pairs.config import BuildConfig, public_name
 from karma_hf.pairs.decide import KEPT, STATUS, Decision, Rows
+from karma_hf.pairs.exclusions import EXCLUDED_LABELS
 
 if TYPE_CHECKING:  # pragma: no cover
     import pyarrow as pa
@@ -32,6 +33,7 @@ def build_report(
     table: ScoreTable,
     unknown: dict[str, int],
     command: str | None,
+    truthfulqa_questions: int | None = None,
 ) -> dict[str, Any]:
     """Every count of a build, per mode (the card is rendered from this dict alone)."""
     malformed_rows = np.flatnonzero(rows.malformed)
@@ -48,7 +50,7 @@ def build_report(
             pair_counts = {(rows.vocab[a], rows.vocab[b]): int(n) for (a, b), n in zip(pairs, counts, strict=False)}
         top = sorted(pair_counts.items(), key=lambda kv: (-kv[1], kv[0]))[:10]
         modes[mode] = {
-            "description": mode_help(mode),
+            "description": _description(mode, config),
             "rows": int(rows.n),
             "kept": int(kept.sum()),
             "dropped": dropped,
@@ -70,12 +72,17 @@ def build_report(
             "rows": int(rows.n),
         },
         "rating": config.rating,
+        "rlaif": _rlaif_record(config, truthfulqa_questions) if "rlaif" in config.modes else None,
+        "excluded_models": list(config.excluded_models),
         "tau": float(config.tau),
         "seed": int(config.seed),
         "test_size": config.test_size,
         "test_prompts": int(len(set(parsed.column("prompt_id").filter(is_test).to_pylist()))) if is_test.any() else 0,
         "ignore_unknown_models": bool(config.ignore_unknown_models),
-        "skipped_completions": {"unknown_model": unknown if config.ignore_unknown_models else {}},
+        "skipped_completions": {
+            "unknown_model": unknown if config.ignore_unknown_models else {},
+            "excluded_model": rows.excluded_counts(),
+        },
         "empty_completions": int((rows.empty & ~rows.malformed[rows.parent]).sum()),
         "malformed_examples": [
             {"row": int(i), "reason": rows.malformed_reason(parsed, int(i))} for i in malformed_rows[:20]
@@ -90,4 +97,27 @@ def build_report(
         "kinship": kin.to_dict(),
         "modes": modes,
         "command": command or config.to_command(),
+    }
+
+
+def _description(mode: str, config: BuildConfig) -> str:
+    if mode == "rlaif":
+        return f"baseline: instance-wise binarization by AI ratings, {config.rlaif_recipe} recipe"
+    return mode_help(mode)
+
+
+def _rlaif_record(config: BuildConfig, truthfulqa_questions: int | None) -> dict[str, Any]:
+    """How the ``rlaif`` baseline was made: recipe, the score it ranks by, TruthfulQA filter."""
+    h4 = config.rlaif_recipe == "h4"
+    return {
+        "recipe": config.rlaif_recipe,
+        "description": RLAIF_RECIPES[config.rlaif_recipe],
+        "ranked_by": "overall_score" if h4 else config.rating,
+        "ties": "kept" if h4 else "dropped",
+        "excluded_sources": list(EXCLUDED_LABELS) if h4 else [],
+        "truthfulqa_questions": (
+            {"file": public_name(config.truthfulqa_questions), "questions": truthfulqa_questions}
+            if h4 and config.truthfulqa_questions
+            else None
+        ),
     }
