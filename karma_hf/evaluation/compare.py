@@ -3,7 +3,8 @@
 Each run is an ``output_dir`` of ``karma train`` (or any run with ``KarmaCallback``): its scores
 are read from the standard lm-eval results under ``RUN_DIR/karma_eval/`` with
 :func:`karma_hf.scores.load_scores`, and its KARMA mode, stage and base model from
-``RUN_DIR/karma_provenance.json``. Runs are grouped by mode; the baseline run (typically the
+``RUN_DIR/karma_provenance.json``. Runs are grouped by mode, then stage (``sft``, ``dpo``, ``kto``,
+``orpo``... compare side by side); the baseline run (typically the
 instance-wise ``rlaif`` set) is marked, and every other run gets its difference to it.
 """
 
@@ -165,8 +166,16 @@ def compare_runs(run_dirs: Sequence[str | Path], *, baseline: str | Path | None 
         raise KarmaError("the runs share no evaluated benchmark")
     order = [BASELINE_MODE, *(m for m in modes() if m != BASELINE_MODE)]  # the baseline first, as in Fig. 5/6
     rank = {m: i for i, m in enumerate(order)}
-    runs.sort(key=lambda r: (not r.is_baseline, rank.get(r.mode or "", len(rank)), r.mode or "", r.label))
+    runs.sort(
+        key=lambda r: (not r.is_baseline, rank.get(r.mode or "", len(rank)), r.mode or "", r.stage or "", r.label)
+    )
     return Comparison(runs, common, notes)
+
+
+def _mode_stage(run: RunScores) -> str:
+    """``K_sim`` or ``K_sim, kto``: the mode's label, and the stage when the provenance names it."""
+    mode = MODE_LABELS.get(run.mode or "", run.mode or "?")
+    return f"{mode}, {run.stage}" if run.stage else mode
 
 
 def comparison_figure(cmp: Comparison, *, title: str | None = None) -> Any:
@@ -186,11 +195,11 @@ def comparison_figure(cmp: Comparison, *, title: str | None = None) -> Any:
         vals = [cmp.value(r, c) for c in cols]
         if r.is_baseline:
             color, hatch = "#d62728", "//"
-            label = f"{r.label} — {MODE_LABELS.get(r.mode or '', r.mode or '?')} (baseline)"
+            label = f"{r.label} — {_mode_stage(r)} (baseline)"
         else:
             color = blues(0.45 + 0.5 * (k / max(len(others) - 1, 1)))
             hatch, k = None, k + 1
-            label = f"{r.label} — {MODE_LABELS.get(r.mode or '', r.mode or '?')}"
+            label = f"{r.label} — {_mode_stage(r)}"
         ax.bar(
             x - 0.4 + width * (i + 0.5),
             vals,

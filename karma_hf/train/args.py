@@ -68,6 +68,25 @@ class KarmaArguments:
     karma_eval_apply_chat_template: bool = field(
         default=True, metadata={"help": "Evaluate with the model's chat template (instruct students)."}
     )
+    karma_order: str = field(
+        default="shuffle",
+        metadata={
+            "help": "Order of the train rows: shuffle (the trainer's seeded sampler) or curriculum "
+            "(sorted by karma_order_key, read in order; see karma_hf.train.order).",
+            "choices": ["shuffle", "curriculum"],
+        },
+    )
+    karma_order_key: str = field(
+        default="s_pref_gap",
+        metadata={
+            "help": "Curriculum key: s_pref_gap (S_pref(chosen) - S_pref(rejected), largest gap first) or "
+            "kinship (the pair's kinship, least kin first, most kin last).",
+            "choices": ["s_pref_gap", "kinship"],
+        },
+    )
+    karma_order_reverse: bool = field(
+        default=False, metadata={"help": "Curriculum in the opposite direction (hardest pairs first)."}
+    )
 
 
 @dataclass
@@ -201,4 +220,8 @@ def parse_args(stage: str, argv: Sequence[str]) -> ParsedArgs:
         raise KarmaError(f"{where}: dataset_name is required (a KARMA set: Hub id or local folder)")
     if not model.model_name_or_path:
         raise KarmaError(f"{where}: model_name_or_path is required")
-    return ParsedArgs(stage, script, training, model, karma)
+    result = ParsedArgs(stage, script, training, model, karma)
+    check = get_stage(stage).check_args
+    if check is not None:  # options the stage cannot honour, before anything is loaded
+        check(result)
+    return result

@@ -17,6 +17,7 @@ from typing import Any
 from karma_hf.errors import KarmaError
 from karma_hf.train.args import ParsedArgs, parse_args
 from karma_hf.train.data import load_karma_splits
+from karma_hf.train.order import prepare_train_split
 from karma_hf.train.stages import get_stage
 
 
@@ -50,9 +51,9 @@ def build_trainer(args: ParsedArgs, *, callbacks: Sequence[Any] = ()):
     if karma.karma_max_train_samples is not None:
         train = train.select(range(min(karma.karma_max_train_samples, len(train))))
     stage = get_stage(args.stage)
-    prepare = stage.prepare
-    train = prepare(train, script.dataset_train_split)
-    eval_ds = prepare(data[script.dataset_test_split], script.dataset_test_split) if want_eval else None
+    # the stage's argument checks, --karma_order (shuffle / curriculum), then the stage's shaping
+    train, order = prepare_train_split(stage, args, train, script.dataset_train_split)
+    eval_ds = stage.prepare(data[script.dataset_test_split], script.dataset_test_split) if want_eval else None
 
     model_init_kwargs = dict(
         revision=model_args.model_revision,
@@ -78,6 +79,7 @@ def build_trainer(args: ParsedArgs, *, callbacks: Sequence[Any] = ()):
         eval_at_train_end=False,
         eval_batch_size=batch_size,
         eval_apply_chat_template=karma.karma_eval_apply_chat_template,
+        facts={"order": order},
     )
     trainer = stage.trainer_class()(
         model=model_args.model_name_or_path,

@@ -2,7 +2,8 @@
 
 A stage names TRL's config and trainer classes (imported lazily, so ``karma --help`` stays fast)
 and how a KARMA split is shaped for that trainer. Built-in stages live one per module
-(:mod:`karma_hf.train.sft`, :mod:`karma_hf.train.dpo`); add one with :func:`register_stage`.
+(:mod:`karma_hf.train.sft`, :mod:`karma_hf.train.dpo`, :mod:`karma_hf.train.kto`,
+:mod:`karma_hf.train.orpo`, :mod:`karma_hf.train.reward`); add one with :func:`register_stage`.
 """
 
 from __future__ import annotations
@@ -14,19 +15,33 @@ from typing import Any
 
 from karma_hf.errors import KarmaError
 
-BUILTIN_MODULES: tuple[str, ...] = ("karma_hf.train.sft", "karma_hf.train.dpo")
+BUILTIN_MODULES: tuple[str, ...] = (
+    "karma_hf.train.sft",
+    "karma_hf.train.dpo",
+    "karma_hf.train.kto",
+    "karma_hf.train.orpo",
+    "karma_hf.train.reward",
+)
 
 
 @dataclass(frozen=True)
 class Stage:
     """``karma train <name>``: ``config_class()`` / ``trainer_class()`` return TRL's classes;
-    ``prepare(dataset, split_name)`` shapes a KARMA split for the trainer."""
+    ``prepare(dataset, split_name)`` shapes a KARMA split for the trainer.
+
+    Optional: ``prepare_train(dataset, split_name, parsed_args)`` shapes the *train* split when it
+    needs the run's arguments (seed, batch size, ``karma_order``; else ``prepare`` is used), and
+    ``check_args(parsed_args)`` refuses or adjusts arguments the stage cannot honour (called by
+    :func:`karma_hf.train.args.parse_args` and again by
+    :func:`karma_hf.train.order.prepare_train_split`, so it must be idempotent)."""
 
     name: str
     help: str
     config_class: Callable[[], type]
     trainer_class: Callable[[], type]
     prepare: Callable[[Any, str], Any]
+    prepare_train: Callable[[Any, str, Any], Any] | None = None
+    check_args: Callable[[Any], None] | None = None
 
 
 _STAGES: dict[str, Stage] = {}

@@ -58,6 +58,8 @@ class KarmaCallback(TrainerCallback):
         eval_batch_size / eval_apply_chat_template / eval_extra_args: passed to
             :func:`karma_hf.evaluation.run.evaluate_model`.
         top_pairs: how many model pairs get their own ``karma/pair_share/...`` metric per log.
+        facts: more top-level facts for ``karma_provenance.json`` (``karma train`` records the
+            train-row ``order`` here, :mod:`karma_hf.train.order`).
     """
 
     def __init__(
@@ -76,7 +78,9 @@ class KarmaCallback(TrainerCallback):
         eval_apply_chat_template: bool = True,
         eval_extra_args: Sequence[str] = (),
         top_pairs: int = 8,
+        facts: Mapping[str, Any] | None = None,
     ) -> None:
+        self.facts = dict(facts or {})
         self.stats = KinshipStatsCallback(train_dataset, top_pairs=top_pairs)
         self.evaluation = EvalCallback(
             eval_tasks or (),
@@ -103,6 +107,7 @@ class KarmaCallback(TrainerCallback):
         return {
             "karma_eval": self.evaluation.settings() if self.evaluation.tasks else None,
             "batch_stats": None if self.stats.disabled is None else {"disabled": self.stats.disabled},
+            **self.facts,
         }
 
     @property
