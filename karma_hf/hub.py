@@ -10,8 +10,10 @@ A karma dataset folder (written by ``karma build --output DIR``) holds::
 
 :func:`push_folder` checks that layout, creates the dataset repo if needed (and the branch for
 ``revision``), and uploads every shard plus the card and report in a single
-``HfApi.create_commit``. The Hub applies a commit all at once, so a push that fails at any point
-(upload cut, commit refused, network down) leaves the repo exactly as it was.
+``HfApi.create_commit``; the same commit deletes the repo's KARMA shards that the folder no longer
+has (a mode or split the new build dropped), so the repo's data files become exactly the build's.
+The Hub applies a commit all at once, so a push that fails at any point (upload cut, commit
+refused, network down) leaves the repo exactly as it was.
 
 The token comes from the ``token`` argument, ``HF_TOKEN`` or the ``hf auth login`` cache. It is
 handed to huggingface_hub only: never printed, logged, or written anywhere, and scrubbed from
@@ -28,11 +30,12 @@ import logging
 import os
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TypeVar
 
 from karma_hf.errors import KarmaError
 from karma_hf.karma_set import scan_folder
+from karma_hf.layout import SHARD_RE
 
 logger = logging.getLogger(__name__)
 
@@ -61,19 +64,30 @@ T = TypeVar("T")
 
 class PushResult(str):
     """The commit URL (a ``str``), plus what happened: ``oid``, ``changed`` (False when the repo
-    already held exactly these files and no commit was made), ``repo_id``, ``revision``, ``files``."""
+    already held exactly these files and no commit was made), ``repo_id``, ``revision``, ``files``
+    (uploaded) and ``deleted`` (stale shards the commit removed)."""
 
     oid: str
     changed: bool
     repo_id: str
     revision: str
     files: tuple[str, ...]
+    deleted: tuple[str, ...]
 
     def __new__(
-        cls, url: str, *, oid: str, changed: bool, repo_id: str, revision: str, files: tuple[str, ...]
+        cls,
+        url: str,
+        *,
+        oid: str,
+        changed: bool,
+        repo_id: str,
+        revision: str,
+        files: tuple[str, ...],
+        deleted: tuple[str, ...] = (),
     ) -> PushResult:
         obj = super().__new__(cls, url)
         obj.oid, obj.changed, obj.repo_id, obj.revision, obj.files = oid, changed, repo_id, revision, files
+        obj.deleted = deleted
         return obj
 
 
@@ -123,6 +137,23 @@ def resolve_token(token: str | None = None) -> str:
     if not found:
         raise KarmaError("no Hugging Face token: set HF_TOKEN or run `hf auth login` with a write token")
     return found
+
+
+def _check_online() -> None:
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE:
+        raise KarmaError("HF_HUB_OFFLINE is set: unset it (or set HF_HUB_OFFLINE=0) to push")
+
+
+def check_push_target(repo_id: str, token: str | None = None) -> str:
+    """What a push needs before any work starts (``karma build --push-to`` runs it before reading the
+    source): ``repo_id`` is a dataset repo id, a token is at hand, and the Hub is not switched off
+    (``HF_HUB_OFFLINE``). Returns the normalised repo id; raises :class:`KarmaError` otherwise."""
+    repo = normalize_repo_id(repo_id)
+    resolve_token(token)
+    _check_online()
+    return repo
 
 
 def _retry_settings() -> tuple[int, float]:
@@ -237,6 +268,19 @@ def _with_retries(
     raise AssertionError("unreachable")
 
 
+def stale_files(repo_files: Sequence[str], pushed: Sequence[str]) -> list[str]:
+    """Files of the repo a push deletes: KARMA shards (``<mode>/<split>-NNNNN-of-NNNNN.parquet``) that
+    the pushed folder does not have, e.g. a mode or split the new build no longer makes. Anything
+    else in the repo (``.gitattributes``, a file uploaded by hand) is left alone."""
+    keep = set(pushed)
+    out = []
+    for rel in repo_files:
+        parts = rel.split("/")
+        if rel not in keep and len(parts) == 2 and SHARD_RE.fullmatch(parts[1]) and not parts[0].startswith("."):
+            out.append(rel)
+    return sorted(out)
+
+
 def push_folder(
     folder: str | os.PathLike,
     repo_id: str,
@@ -249,7 +293,8 @@ def push_folder(
     """Publish a karma dataset folder to the dataset repo ``repo_id`` as ONE commit; return its URL.
 
     Creates the repo (``private`` applies only then) and the branch ``revision`` when missing,
-    then commits the card, the build report and every parquet shard together, so
+    then commits the card, the build report and every parquet shard together, deleting the
+    repo's shards that the folder does not have (:func:`stale_files`) in the same commit, so
     ``load_dataset(repo_id, "<mode>")`` sees either the old or the new version, never a mix.
     Pushing an unchanged folder makes no commit and returns the head commit's URL. The returned
     :class:`PushResult` is that URL as a ``str`` with ``.oid`` and ``.changed`` on it.
@@ -264,8 +309,9 @@ def push_folder(
     explicit_dataset = _names_dataset_explicitly(repo_id)
     repo_id = normalize_repo_id(repo_id)
     secret = resolve_token(token)
+    _check_online()
 
-    from huggingface_hub import CommitOperationAdd, HfApi
+    from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi
 
     from karma_hf import __version__
 
@@ -288,9 +334,11 @@ def push_folder(
         if branch != "main":
             api.create_branch(repo_id, repo_type="dataset", branch=branch, exist_ok=True)
         head = api.repo_info(repo_id, repo_type="dataset", revision=branch).sha
-        operations = [
+        operations: list[CommitOperationAdd | CommitOperationDelete] = [
             CommitOperationAdd(path_in_repo=rel, path_or_fileobj=str(plan.folder / rel)) for rel in plan.files
         ]
+        stale = stale_files(api.list_repo_files(repo_id, repo_type="dataset", revision=head), plan.files)
+        operations += [CommitOperationDelete(path_in_repo=rel) for rel in stale]
         info = api.create_commit(repo_id, operations, commit_message=message, repo_type="dataset", revision=branch)
         return PushResult(
             str(info.commit_url),
@@ -299,6 +347,7 @@ def push_folder(
             repo_id=repo_id,
             revision=branch,
             files=plan.files,
+            deleted=tuple(stale) if info.oid != head else (),
         )
 
     def describe(exc: BaseException, attempts: int) -> str:

@@ -82,7 +82,7 @@ def read_dataset_files(name: str, revision: str | None = None) -> dict[str, Any]
         local = str(Path(name).expanduser().resolve())
         for fname in texts:
             p = Path(local) / fname
-            texts[fname] = p.read_text(encoding="utf-8") if p.is_file() else None
+            texts[fname] = _read_text(p) if p.is_file() else None
     else:
         from huggingface_hub import HfApi, hf_hub_download
 
@@ -115,6 +115,36 @@ def read_dataset_files(name: str, revision: str | None = None) -> dict[str, Any]
         "local_path": local,
         "notes": notes,
     }
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise KarmaError(f"{path}: not valid UTF-8 text (byte {exc.start})") from exc
+
+
+def check_text(table: pa.Table, where: str) -> pa.Table:
+    """``table`` after checking its text columns are valid UTF-8 (parquet readers do not check).
+
+    A set written before karma-hf validated its sources can hold raw bytes in a string column;
+    reading it would fail deep inside a report or a training run instead.
+    """
+    import pyarrow as pa
+
+    try:
+        table.validate(full=True)
+    except pa.ArrowInvalid as exc:
+        for name in table.column_names:
+            try:
+                table.column(name).validate(full=True)
+            except pa.ArrowInvalid:
+                raise KarmaError(
+                    f"{where}: column {name!r} holds text that is not valid UTF-8; rebuild the set with "
+                    "`karma build` (it drops such rows as malformed)"
+                ) from exc
+        raise KarmaError(f"{where}: not a valid Arrow table ({_first_line(exc)})") from exc
+    return table
 
 
 # ====================================================================== the reader
@@ -209,10 +239,9 @@ class KarmaSet:
         return config
 
     # ------------------------------------------------------------------ data
-    def load(self, config: str | None, splits: Sequence[str]) -> datasets.DatasetDict:
-        """``splits`` of one config as a ``DatasetDict`` (only the files the card declares)."""
-        from datasets import DatasetDict, load_dataset
-
+    def check(self, config: str | None, splits: Sequence[str]) -> str:
+        """The config after checking the set declares it with ``splits`` (what :meth:`load` needs), without
+        reading any data; KarmaError naming what is missing otherwise."""
         config = self._check_config(config)
         files = self.files(config)
         missing = [s for s in splits if s not in files]
@@ -220,6 +249,14 @@ class KarmaSet:
             raise KarmaError(
                 f"dataset {self.name} config {config!r} has no split {missing[0]!r}; available: {', '.join(files)}"
             )
+        return config
+
+    def load(self, config: str | None, splits: Sequence[str]) -> datasets.DatasetDict:
+        """``splits`` of one config as a ``DatasetDict`` (only the files the card declares)."""
+        from datasets import DatasetDict, load_dataset
+
+        config = self.check(config, splits)
+        files = self.files(config)
         local = self.local_path
         try:
             ds = load_dataset(
@@ -229,6 +266,8 @@ class KarmaSet:
             )
         except Exception as exc:  # noqa: BLE001 - datasets raises many types; one line for the user
             raise KarmaError(f"cannot load dataset {self.name} config {config!r}: {_first_line(exc)}") from exc
+        for s in splits:
+            check_text(ds[s].data.table, f"dataset {self.name} config {config!r} split {s!r} ({', '.join(files[s])})")
         return DatasetDict({s: ds[s] for s in splits})
 
     def read_columns(
@@ -262,7 +301,11 @@ class KarmaSet:
                     except Exception as exc:  # noqa: BLE001 - a corrupt file is a user error
                         raise KarmaError(f"{path}: not a readable parquet file ({_first_line(exc)})") from exc
                     _check_columns(names, columns, str(path))
-                    parts.append(pq.read_table(path, columns=list(columns) if columns else None))
+                    try:
+                        part = pq.read_table(path, columns=list(columns) if columns else None)
+                    except Exception as exc:  # noqa: BLE001 - a truncated file is a user error
+                        raise KarmaError(f"{path}: not a readable parquet file ({_first_line(exc)})") from exc
+                    parts.append(check_text(part, str(path)))
             if not parts:
                 raise KarmaError(f"{local}: config {config!r} split {split!r} declares {files[split]}, no such file")
             out[split] = pa.concat_tables(parts)
@@ -360,7 +403,7 @@ def _check_shard(path: Path, split: str) -> tuple[str, ...]:
 
 
 def _card_meta(root: Path) -> dict:
-    text = (root / CARD_FILE).read_text(encoding="utf-8")
+    text = _read_text(root / CARD_FILE)
     meta = card_metadata(text)
     if not meta and text.startswith("---"):
         raise KarmaError(f"{root / CARD_FILE}: invalid YAML metadata")

@@ -222,6 +222,8 @@ def _read_alias_file(path: Path) -> dict[str, str]:
         data = json.loads(path.read_text(encoding="utf-8"), object_pairs_hook=pairs_hook)
     except FileNotFoundError as exc:
         raise KarmaError(f"alias file does not exist: {path}") from exc
+    except UnicodeDecodeError as exc:
+        raise KarmaError(f"{path}: not valid UTF-8 text (byte {exc.start})") from exc
     except json.JSONDecodeError as exc:
         raise KarmaError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from exc
     if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
@@ -258,6 +260,9 @@ def read_csv(path: str | Path) -> ScoreTable:
         text = path.read_text(encoding="utf-8-sig")
     except FileNotFoundError as exc:
         raise KarmaError(f"scores file does not exist: {path}") from exc
+    except UnicodeDecodeError as exc:
+        line = path.read_bytes()[: exc.start].count(b"\n") + 1
+        raise KarmaError(f"{path}:{line}: not valid UTF-8 text (byte {exc.start}); save the CSV as UTF-8") from exc
     rows = list(csv.reader(io.StringIO(text)))
     rows = [r for r in rows if any(c.strip() for c in r)]
     if not rows:

@@ -91,10 +91,12 @@ def load_pairs(
     baseline: str | None = BASELINE,
     splits: Sequence[str] = PAIR_SPLITS,
     revision: str | None = None,
+    require_baseline: bool = False,
 ) -> dict[str, ModePairs]:
     """Load the pair splits of each mode of a KARMA set (local folder or Hub id) through :class:`KarmaSet`.
 
-    ``modes=None`` means every mode present. The ``baseline`` mode is added when present.
+    ``modes=None`` means every mode present. The ``baseline`` mode is added when present; with
+    ``require_baseline`` (``karma report --baseline MODE``) a baseline the set lacks is an error.
     """
     path = Path(dataset)
     if path.exists() and not path.is_dir():
@@ -105,6 +107,8 @@ def load_pairs(
         raise KarmaError(f"{dataset}: no such folder, and not a Hub dataset id (user/name)")
     kset = KarmaSet(dataset, revision=revision)
     available = kset.configs()
+    if not available and kset.local_path is None and kset.info["notes"]:
+        raise KarmaError(f"{dataset}: no KARMA configs read from the Hub ({kset.info['notes'][0]})")
     if not available:
         raise KarmaError(
             f"{dataset}: no mode folders with {'/'.join(splits)} parquet files (expected DIR/<mode>/<split>-*.parquet)"
@@ -113,6 +117,8 @@ def load_pairs(
     unknown = [m for m in wanted if m not in available]
     if unknown:
         raise KarmaError(f"{dataset}: mode(s) {', '.join(unknown)} not found (available: {', '.join(available)})")
+    if require_baseline and baseline and baseline not in available:
+        raise KarmaError(f"--baseline {baseline}: {dataset} has no such mode (available: {', '.join(available)})")
     if baseline and baseline in available and baseline not in wanted:
         wanted.append(baseline)
     out: dict[str, ModePairs] = {}

@@ -306,8 +306,15 @@ def run_report(
     baseline: str | None = BASELINE,
     splits: Sequence[str] = PAIR_SPLITS,
     revision: str | None = None,
+    require_baseline: bool = False,
 ) -> ReportResult:
-    """Load, analyse and write the report for a dataset folder or Hub id (the ``karma report`` API)."""
-    pairs = load_pairs(dataset, modes, baseline=baseline, splits=splits, revision=revision)
+    """Load, analyse and write the report for a dataset folder or Hub id (the ``karma report`` API).
+
+    ``require_baseline``: a ``baseline`` mode the set does not have is an error (else the report
+    simply has no baseline column).
+    """
+    pairs = load_pairs(
+        dataset, modes, baseline=baseline, splits=splits, revision=revision, require_baseline=require_baseline
+    )
     report = quality_report(pairs, dataset=str(dataset), baseline=baseline)
     return write_report(report, pairs, out if out is not None else default_out_dir(dataset))

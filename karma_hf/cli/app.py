@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import sys
 import traceback
+import warnings
+from contextlib import contextmanager
+from pathlib import Path
 
 import click
 
 from karma_hf import __version__
 from karma_hf.cli import build, eval, hub, kinship, report, train
 from karma_hf.cli.common import CONTEXT_SETTINGS
-from karma_hf.errors import KarmaError
+from karma_hf.errors import KarmaError, os_error_message
 
 
 @click.group(context_settings=CONTEXT_SETTINGS)
@@ -39,16 +42,38 @@ def _echo_err(message: str) -> None:
     click.echo(f"error: {message}", err=True)
 
 
+_PACKAGE_DIR = str(Path(__file__).resolve().parents[1])
+
+
+@contextmanager
+def _karma_warnings():
+    """Warnings raised from karma-hf's own code print as one ``warning: ...`` line each."""
+    original = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if str(filename).startswith(_PACKAGE_DIR) and issubclass(category, UserWarning):
+            click.echo(f"warning: {message}", err=True)
+        else:
+            original(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = show
+    try:
+        yield
+    finally:
+        warnings.showwarning = original
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point with the common error path."""
     args = list(sys.argv[1:] if argv is None else argv)
     verbose = "--verbose" in args
     try:
-        rv = cli.main(args=args, prog_name="karma", standalone_mode=False)
+        with _karma_warnings():
+            rv = cli.main(args=args, prog_name="karma", standalone_mode=False)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
-        _echo_err("aborted")
+    except click.exceptions.Abort:  # click's form of KeyboardInterrupt (Ctrl-C)
+        _echo_err("interrupted")
         sys.exit(130)
     except click.ClickException as exc:  # bad option value, missing argument, no such command
         if verbose:
@@ -66,8 +91,7 @@ def main(argv: list[str] | None = None) -> None:
     except OSError as exc:  # an output path whose parent is a file, a read-only folder, a full disk...
         if verbose:
             traceback.print_exc()
-        where = f"{exc.filename}: " if exc.filename else ""
-        _echo_err(f"{where}{exc.strerror or exc}")
+        _echo_err(os_error_message(exc))
         sys.exit(2)
     sys.exit(rv if isinstance(rv, int) else 0)
 

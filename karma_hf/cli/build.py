@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from karma_hf.cli.common import CONTEXT_SETTINGS, load_table, score_options
+from karma_hf.cli.common import CONTEXT_SETTINGS, load_table, parse_test_size, score_options
 
 
 @click.command("build", context_settings=CONTEXT_SETTINGS)
@@ -32,7 +32,13 @@ from karma_hf.cli.common import CONTEXT_SETTINGS, load_table, score_options
     metavar="REV",
     help="Hub revision (default for openbmb/UltraFeedback: the pinned overall_score-fix revision).",
 )
-@click.option("--split", "source_split", default="train", show_default=True, help="Split of the source to read.")
+@click.option(
+    "--split",
+    "source_split",
+    default="train",
+    show_default=True,
+    help="Split of the source to read (Hub ids, DatasetDict folders, folders of data files; a single file has none).",
+)
 @score_options
 @click.option(
     "--modes",
@@ -56,7 +62,8 @@ from karma_hf.cli.common import CONTEXT_SETTINGS, load_table, score_options
     default="2000",
     show_default=True,
     metavar="N|FRACTION",
-    help="Distinct prompts held out as the test split of every mode (or a fraction in (0, 1)).",
+    help="Test split of every mode: an integer = distinct prompts held out (0 = none), a float in (0, 1) = that "
+    "fraction of them, rounded up (as datasets' train_test_split).",
 )
 @click.option(
     "--rating",
@@ -95,6 +102,8 @@ from karma_hf.cli.common import CONTEXT_SETTINGS, load_table, score_options
 )
 @click.option(
     "--ignore-unknown-models",
+    "--ignore_unknown_models",
+    "ignore_unknown_models",
     is_flag=True,
     help="Skip (and count) completions of models missing from the score table instead of failing.",
 )
@@ -114,7 +123,14 @@ from karma_hf.cli.common import CONTEXT_SETTINGS, load_table, score_options
 @click.option(
     "--overwrite", is_flag=True, help="Replace a previous build in --output (only once the new one is complete)."
 )
-@click.option("--push-to", default=None, metavar="USER/NAME", help="Publish the folder to this Hub dataset repo.")
+@click.option(
+    "--push-to",
+    "--push_to",
+    "push_to",
+    default=None,
+    metavar="USER/NAME",
+    help="Publish the folder to this Hub dataset repo (offline mode, the repo id and the token are checked first).",
+)
 @click.option("--private", is_flag=True, help="With --push-to: create the repo as private.")
 def build_cmd(
     source,
@@ -157,14 +173,11 @@ def build_cmd(
 
     if private and not push_to:
         raise click.BadParameter("--private needs --push-to", param_hint="--private")
-    try:
-        size: int | float = float(test_size) if any(c in test_size for c in ".eE") else int(test_size)
-    except ValueError as exc:
-        raise click.BadParameter(f"{test_size!r} is neither a count nor a fraction", param_hint="--test-size") from exc
-    if push_to:
-        from karma_hf.hub import normalize_repo_id
+    size = parse_test_size(test_size)
+    if push_to:  # offline mode, the repo id and the token, before any work
+        from karma_hf.hub import check_push_target
 
-        push_to = normalize_repo_id(push_to)
+        push_to = check_push_target(push_to)
     config = BuildConfig(
         source=str(source),
         source_format=source_format,

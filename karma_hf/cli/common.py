@@ -9,6 +9,27 @@ import click
 CONTEXT_SETTINGS: dict[str, Any] = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
+def parse_test_size(text: str) -> int | float:
+    """``--test-size`` text: an integer is a count of prompts, anything else a fraction in (0, 1)."""
+    from karma_hf.errors import KarmaError
+    from karma_hf.pairs.config import check_test_size
+
+    value: int | float
+    try:
+        value = int(text)
+    except ValueError:
+        try:
+            value = float(text)
+        except ValueError as exc:
+            raise click.BadParameter(
+                f"{text!r} is neither a count of prompts nor a fraction in (0, 1)", param_hint="--test-size"
+            ) from exc
+    try:
+        return check_test_size(value)
+    except KarmaError as exc:
+        raise click.BadParameter(str(exc).removeprefix("--test-size "), param_hint="--test-size") from exc
+
+
 def csv_list(value: str | None) -> list[str] | None:
     return [v.strip() for v in value.split(",") if v.strip()] if value else None
 
@@ -23,6 +44,8 @@ def score_options(f):
     )(f)
     f = click.option(
         "--allow-missing",
+        "--allow_missing",
+        "allow_missing",
         is_flag=True,
         help="Drop a benchmark (for all models, with a warning) when some model lacks it.",
     )(f)

@@ -50,6 +50,8 @@ def tasks_path_cmd() -> None:
 @click.option(
     "--output_path",
     "--output-path",
+    "--out",
+    "-o",
     "output_path",
     type=click.Path(file_okay=False),
     default="karma-results",
@@ -92,6 +94,9 @@ def data_group() -> None:
 @data_group.command("download")
 @click.option(
     "--out",
+    "--output",
+    "-o",
+    "out",
     required=True,
     type=click.Path(file_okay=False, path_type=Path),
     help="Folder to write; then export KARMA_DATA_DIR=<this folder>.",

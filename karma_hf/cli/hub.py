@@ -17,7 +17,7 @@ from karma_hf.cli.common import CONTEXT_SETTINGS
 )
 @click.option("--private", is_flag=True, help="Create the repo as private (ignored if it already exists).")
 @click.option("--revision", default=None, metavar="BRANCH", help="Branch to commit to (created from main if missing).")
-@click.option("--message", "-m", "commit_message", default=None, help="Commit message.")
+@click.option("--message", "-m", "commit_message", default=None, help="Commit message (default: names the configs).")
 def push(folder: Path, repo_id: str, private: bool, revision: str | None, commit_message: str | None) -> None:
     """Publish a `karma build` output folder to the Hub as ONE commit (all configs + card).
 
@@ -34,7 +34,8 @@ def push(folder: Path, repo_id: str, private: bool, revision: str | None, commit
     where = f"datasets/{result.repo_id}@{result.revision}"
     configs = f"{len(plan.configs)} configs: {', '.join(plan.configs)}"
     if result.changed:
-        click.echo(f"pushed {len(result.files)} files ({configs}) to {where} in one commit")
+        gone = f", deleted {len(result.deleted)} stale shard(s): {', '.join(result.deleted)}" if result.deleted else ""
+        click.echo(f"pushed {len(result.files)} files ({configs}) to {where} in one commit{gone}")
     else:
         click.echo(f"unchanged: {where} already holds these {len(result.files)} files ({configs}); no commit made")
     click.echo(f"commit: {result}")

@@ -18,8 +18,22 @@ from karma_hf.cli.common import kinship_of, load_table, score_options
     show_default=True,
     help="Kinship threshold: pairs with cosine below it are never paired.",
 )
-@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True)
-@click.option("--output", type=click.Path(dir_okay=False, writable=True), help="Write to this file.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json", "csv"]),
+    default="table",
+    show_default=True,
+    help="table: S_pref ranking, kinship matrix and pairs; json: all of it; csv: the cosine matrix.",
+)
+@click.option(
+    "--output",
+    "--out",
+    "-o",
+    "output",
+    type=click.Path(dir_okay=False, writable=True),
+    help="Write to this file instead of the terminal.",
+)
 def kinship(scores, benchmarks, allow_missing, aliases, tau, fmt, output):
     """Score table -> S_pref ranking, cosine kinship matrix, and the pair each mode picks.
 
@@ -56,8 +70,14 @@ def kinship(scores, benchmarks, allow_missing, aliases, tau, fmt, output):
 
 @click.command()
 @score_options
-@click.option("--out", "out", type=click.Path(file_okay=False), required=True, help="Output folder.")
-@click.option("--tau", type=click.FloatRange(0.0, 1.0), default=0.1, show_default=True)
+@click.option("--out", "--output", "-o", "out", type=click.Path(file_okay=False), required=True, help="Output folder.")
+@click.option(
+    "--tau",
+    type=click.FloatRange(0.0, 1.0),
+    default=0.1,
+    show_default=True,
+    help="Kinship threshold drawn on the plots (pairs below it are not kin).",
+)
 @click.option(
     "--cut",
     type=click.FloatRange(0.0, 2.0),

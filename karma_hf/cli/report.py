@@ -17,17 +17,25 @@ from karma_hf.cli.common import csv_list
     metavar="M1,M2",
     help="Modes to analyse (default: every mode in the dataset). The baseline is always added when present.",
 )
-@click.option("--baseline", default="rlaif", show_default=True, help="Mode shown side by side as the baseline.")
+@click.option(
+    "--baseline",
+    default=None,
+    metavar="MODE",
+    help="Mode shown side by side as the baseline (default: rlaif, when the set has it); must be a mode of the set.",
+)
 @click.option("--splits", default="train,test", show_default=True, help="Pair splits to pool.")
 @click.option(
     "--out",
+    "--output",
+    "-o",
+    "out",
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
     help="Output folder (default: DATASET_DIR/report, or ./karma-report-<user>--<name> for a Hub id).",
 )
 @click.option("--revision", default=None, help="Hub revision (Hub ids only).")
 def report_cmd(
-    dataset: str, modes: str | None, baseline: str, splits: str, out: Path | None, revision: str | None
+    dataset: str, modes: str | None, baseline: str | None, splits: str, out: Path | None, revision: str | None
 ) -> None:
     """Response Quality Gap, rating agreement, kinship and factor differences per mode vs the baseline.
 
@@ -39,6 +47,7 @@ def report_cmd(
 
     from karma_hf.analysis.report import run_report
     from karma_hf.cli.render import report_summary
+    from karma_hf.layout import BASELINE_MODE
 
     console = Console()
     with console.status(f"analysing {dataset} ..."):
@@ -46,9 +55,10 @@ def report_cmd(
             dataset,
             modes=csv_list(modes),
             out=out,
-            baseline=baseline,
+            baseline=baseline or BASELINE_MODE,
             splits=csv_list(splits) or ("train", "test"),
             revision=revision,
+            require_baseline=baseline is not None,
         )
     console.print(report_summary(res.report))
     console.print(f"report:  {res.markdown}\njson:    {res.json}\nfigures: {res.figures[0].parent}/")
@@ -57,6 +67,9 @@ def report_cmd(
 @click.command("quickstart")
 @click.option(
     "--out",
+    "--output",
+    "-o",
+    "out",
     type=click.Path(file_okay=False, path_type=Path),
     default=Path("karma-quickstart"),
     show_default=True,

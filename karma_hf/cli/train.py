@@ -13,7 +13,8 @@ _TRAIN_HELP_TAIL = """
     Every field of TRL's ScriptArguments (dataset_name, dataset_config = the KARMA mode,
     dataset_train_split, dataset_test_split), the stage's TRL config (and transformers'
     TrainingArguments) and ModelConfig (model_name_or_path, dtype, use_peft, lora_r,
-    load_in_4bit, ...) is accepted from the YAML and as --flag value (flags win), plus karma's
+    load_in_4bit, ...) is accepted from the YAML and as --flag value (flags win; -o/--out is
+    --output_dir), plus karma's
     own options (karma_eval_tasks, karma_eval_limit, karma_eval_on_save, dataset_revision, ...).
     `--list-fields` prints them all. An unknown or removed key is an error naming it.
     \b
@@ -23,6 +24,22 @@ _TRAIN_HELP_TAIL = """
 """
 
 
+#: Spellings of ``--output_dir`` that every other karma command uses for its output folder.
+OUTPUT_ALIASES = ("-o", "--out", "--output")
+
+
+def output_aliases(argv: list[str]) -> list[str]:
+    """``-o DIR`` / ``--out DIR`` / ``--out=DIR`` become TRL's ``--output_dir DIR``."""
+    out = []
+    for arg in argv:
+        flag, eq, value = arg.partition("=")
+        if flag in OUTPUT_ALIASES:
+            out += ["--output_dir", value] if eq else ["--output_dir"]
+        else:
+            out.append(arg)
+    return out
+
+
 def _train_command(stage: str, summary: str) -> click.Command:
     @click.command(
         stage,
@@ -30,7 +47,13 @@ def _train_command(stage: str, summary: str) -> click.Command:
         help=summary + "\n" + _TRAIN_HELP_TAIL.format(stage=stage),
         short_help=summary,
     )
-    @click.option("--list-fields", is_flag=True, help="Print every accepted field (TRL's parser help) and exit.")
+    @click.option(
+        "--list-fields",
+        "--list_fields",
+        "list_fields",
+        is_flag=True,
+        help="Print every accepted field (TRL's parser help) and exit.",
+    )
     @click.pass_context
     def command(ctx: click.Context, list_fields: bool) -> None:
         import os
@@ -41,7 +64,7 @@ def _train_command(stage: str, summary: str) -> click.Command:
         if list_fields:
             click.echo(make_parser(stage).format_help())
             return
-        result = train(stage, list(ctx.args))
+        result = train(stage, output_aliases(list(ctx.args)))
         if os.environ.get("RANK", "0") != "0":
             return
         from rich.console import Console
@@ -97,7 +120,14 @@ def train_group() -> None:
     default=None,
     help="Write the bar chart (PNG/SVG/PDF by suffix).",
 )
-@click.option("--format", "fmt", type=click.Choice(["table", "markdown", "json"]), default="table", show_default=True)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "markdown", "json"]),
+    default="table",
+    show_default=True,
+    help="table: a rich table; markdown: a Markdown table (for a README); json: every score and delta.",
+)
 def compare(run_dirs: tuple[Path, ...], baseline: Path | None, plot_path: Path | None, fmt: str) -> None:
     """Karma-task scores of trained runs side by side, grouped by KARMA mode (paper Fig. 5/6).
 

@@ -104,9 +104,17 @@ def _provenance(run_dir: Path) -> dict[str, Any]:
     if not path.is_file():
         return {}
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
         raise KarmaError(f"{path}: not valid JSON ({exc.msg})") from exc
+    except UnicodeDecodeError as exc:
+        raise KarmaError(f"{path}: not valid UTF-8 text (byte {exc.start})") from exc
+    if not isinstance(data, dict):
+        raise KarmaError(f"{path}: expected a JSON object (as `karma train` writes), got {type(data).__name__}")
+    for key, kind in (("dataset", dict), ("run_config", dict), ("stage", str)):
+        if data.get(key) is not None and not isinstance(data[key], kind):
+            raise KarmaError(f"{path}: field {key!r} is {type(data[key]).__name__}, expected {kind.__name__}")
+    return data
 
 
 def load_run(run_dir: str | Path, *, is_baseline: bool = False) -> RunScores:
@@ -130,9 +138,11 @@ def load_run(run_dir: str | Path, *, is_baseline: bool = False) -> RunScores:
         )
     prov = _provenance(run_dir)
     dataset = prov.get("dataset") or {}
-    model = ((prov.get("run_config") or {}).get("model") or {}).get("model_name_or_path")
+    model_config = (prov.get("run_config") or {}).get("model")
+    model = model_config.get("model_name_or_path") if isinstance(model_config, dict) else None
     scores = {b: float(table.values[0, j]) for j, b in enumerate(table.benchmarks)}
-    return RunScores(run_dir, run_dir.name, dataset.get("config"), prov.get("stage"), model, scores, is_baseline)
+    mode = dataset.get("config") if isinstance(dataset.get("config"), str) else None
+    return RunScores(run_dir, run_dir.name, mode, prov.get("stage"), model, scores, is_baseline)
 
 
 def compare_runs(run_dirs: Sequence[str | Path], *, baseline: str | Path | None = None) -> Comparison:

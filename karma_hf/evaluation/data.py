@@ -116,13 +116,85 @@ def require_local(root: Path, key: str) -> dict[str, Path]:
     return files
 
 
+_TRUE = {"1", "true", "yes", "on"}
+
+
+def offline_variable() -> str | None:
+    """``HF_DATASETS_OFFLINE`` or ``HF_HUB_OFFLINE`` when one is set (the Hub cannot be read), else None."""
+    for name in ("HF_DATASETS_OFFLINE", "HF_HUB_OFFLINE"):
+        if os.environ.get(name, "").strip().lower() in _TRUE:
+            return name
+    return None
+
+
+def _in_local_cache(src: Source) -> bool:
+    """Whether ``datasets`` could load ``src`` offline: its datasets-cache or Hub-cache folder exists."""
+    import datasets.config
+    from huggingface_hub import constants
+
+    owner, name = src.repo.split("/")
+    built = Path(datasets.config.HF_DATASETS_CACHE) / f"{owner}___{name}"
+    if src.config:
+        built = built / src.config
+    hub = Path(constants.HF_HUB_CACHE) / f"datasets--{owner}--{name}"
+    return built.is_dir() or hub.is_dir()
+
+
+def check_available(keys: Iterable[str]) -> None:
+    """KarmaError naming the first benchmark source the karma tasks could not read.
+
+    With ``KARMA_DATA_DIR`` set, every split file must be there. Without it the tasks read the
+    Hub; when the Hub is off (``HF_DATASETS_OFFLINE`` / ``HF_HUB_OFFLINE``) the source must then be
+    in the local ``datasets`` or Hub cache.
+    """
+    keys = list(keys)
+    if not keys:
+        return
+    root = data_dir_from_env()
+    if root is not None:
+        if not root.is_dir():
+            raise KarmaError(
+                f"{DATA_DIR_ENV}={root} is not a directory; create it with "
+                f"`karma data download --out {root}` or unset {DATA_DIR_ENV} to read the Hub"
+            )
+        missing = missing_files(root, keys)
+        if missing:
+            raise KarmaError(
+                f"{DATA_DIR_ENV}={root} is missing {missing[0]}"
+                + (f" (and {len(missing) - 1} more files)" if len(missing) > 1 else "")
+                + f"; write the copies with `karma data download --out {root}`"
+            )
+        return
+    offline = offline_variable()
+    if offline is None:
+        return
+    for key in keys:
+        src = get_source(key)
+        if not _in_local_cache(src):
+            raise KarmaError(
+                f"{offline} is set and {DATA_DIR_ENV} is not, so the karma tasks would read {src.describe()} "
+                f"from the Hub, and it is not in the local cache; export {DATA_DIR_ENV}=DIR with the local "
+                "copies (`karma data download --out DIR` on a machine with network)"
+            )
+
+
 Loader = Callable[[Source, str, "str | None"], Any]
 
 
 def _hub_loader(src: Source, split: str, revision: str | None) -> Any:
     import datasets
 
-    return datasets.load_dataset(src.repo, src.config, split=split, revision=revision)
+    offline = offline_variable()
+    if offline is not None:
+        raise KarmaError(
+            f"{offline} is set (offline mode): `karma data download` reads {src.describe()} from the Hub; run it "
+            "where the network is reachable and copy the folder here (then export KARMA_DATA_DIR=<it>)"
+        )
+    try:
+        return datasets.load_dataset(src.repo, src.config, split=split, revision=revision)
+    except Exception as exc:  # noqa: BLE001 - network, auth, unknown revision: one line
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise KarmaError(f"cannot download {src.describe()} split {split}: {type(exc).__name__}: {first}") from exc
 
 
 def save_split(dataset: Any, path: Path) -> int:
@@ -152,6 +224,9 @@ def download(
     """
     root = Path(out).expanduser().resolve()
     keys = list(sources) if sources is not None else list(SOURCES)
+    for key in keys:
+        get_source(key)
+    root.mkdir(parents=True, exist_ok=True)  # a parent that is a file, a read-only place: fail before downloading
     load = load or _hub_loader
     counts: dict[str, dict[str, int]] = {}
     for key in keys:

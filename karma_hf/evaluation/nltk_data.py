@@ -129,7 +129,11 @@ def ensure_punkt_tab() -> Path:
     try:
         import nltk
         from nltk.tokenize.punkt import PunktTokenizer
-
+    except ImportError as exc:
+        raise KarmaError(
+            f"karma_ifeval needs nltk ({exc}); install the ifeval extra: pip install 'karma-hf[ifeval]'"
+        ) from exc
+    try:
         PunktTokenizer("english")
         nltk.word_tokenize("Check. It works.")
     except LookupError as exc:

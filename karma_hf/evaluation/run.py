@@ -26,7 +26,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from karma_hf.errors import KarmaError
-from karma_hf.evaluation.data import DATA_DIR_ENV, data_dir_from_env, missing_files
 from karma_hf.resources import tasks_dir
 
 #: Options ``karma eval`` sets itself; they may not appear among the pass-through args.
@@ -120,6 +119,52 @@ def _check_lm_eval_tasks(names: list[str], index: KarmaTaskIndex) -> None:
         )
 
 
+#: Modules of the ``ifeval`` extra (``pip install 'karma-hf[ifeval]'``) that lm-eval's IFEval checkers import.
+IFEVAL_EXTRA: tuple[str, ...] = ("nltk", "langdetect", "immutabledict")
+
+
+def check_ifeval_extra() -> None:
+    """KarmaError when the ``ifeval`` extra is not installed (lm-eval would fail after generating)."""
+    import importlib.util
+
+    def missing(name: str) -> bool:
+        try:
+            return importlib.util.find_spec(name) is None
+        except (ImportError, ValueError):
+            return True
+
+    absent = [m for m in IFEVAL_EXTRA if missing(m)]
+    if absent:
+        raise KarmaError(
+            f"karma_ifeval needs the ifeval extra, and {', '.join(absent)} cannot be imported: "
+            "pip install 'karma-hf[ifeval]'"
+        )
+
+
+def preflight_tasks(tasks: str | Sequence[str]) -> list[str]:
+    """Everything about ``tasks`` that can fail without a model, checked at once; returns the karma leaves.
+
+    The names must be karma or lm-eval tasks; their data must be readable (the ``KARMA_DATA_DIR``
+    files, or with the Hub offline a local copy at all, :func:`karma_hf.evaluation.data.check_available`);
+    IFEval needs the ``ifeval`` extra and NLTK's ``punkt_tab``. ``karma eval`` runs this before any
+    model loads, ``karma train`` before the trainer is built.
+    """
+    from karma_hf.evaluation.data import check_available
+
+    names = split_tasks(tasks)
+    if not names:
+        raise KarmaError("--tasks is empty")
+    index = karma_task_index()
+    leaves = _resolve_tasks(names, index)
+    check_available(sorted({index.tasks[t] for t in leaves if index.tasks[t]}))
+    if "karma_ifeval" in leaves:
+        from karma_hf.evaluation.nltk_data import ensure_punkt_tab
+
+        check_ifeval_extra()
+        ensure_punkt_tab()
+    return leaves
+
+
 def _model_args_dict(model_args: str) -> dict[str, str]:
     """``k=v,...`` parsed by lm-eval's own ``simple_parse_args_string`` (values as strings)."""
     from lm_eval.utils import simple_parse_args_string
@@ -144,6 +189,11 @@ def check_model(model_args: str) -> str:
     pretrained = args.get("pretrained") or args.get("model")
     if not pretrained:
         raise KarmaError(f"--model_args {model_args!r} has no pretrained=<path or Hub id>")
+    return check_pretrained(pretrained, args.get("revision"))
+
+
+def check_pretrained(pretrained: str, revision: str | None = None) -> str:
+    """``pretrained`` (a model folder or Hub id) after checking it can be found (see :func:`check_model`)."""
     path = Path(pretrained).expanduser()
     looks_local = (
         pretrained.startswith(("/", "./", "../", "~", ".\\"))
@@ -159,8 +209,10 @@ def check_model(model_args: str) -> str:
     if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}:
         from huggingface_hub import try_to_load_from_cache
 
-        cached = try_to_load_from_cache(pretrained, "config.json", revision=args.get("revision"))
-        if not isinstance(cached, str):
+        cached = [
+            try_to_load_from_cache(pretrained, f, revision=revision) for f in ("config.json", "adapter_config.json")
+        ]
+        if not any(isinstance(c, str) for c in cached):
             raise KarmaError(
                 f"model {pretrained!r} is neither a local folder nor in the Hub cache, and HF_HUB_OFFLINE is set"
             )
@@ -263,9 +315,6 @@ def evaluate_models(
         raise KarmaError(
             f"--output_path {output_path} must be a folder (one results file per model is written under it)"
         )
-    names = split_tasks(tasks)
-    if not names:
-        raise KarmaError("--tasks is empty")
     extras = list(extra_args)
     _check_extra_args(extras)
     if limit is not None:
@@ -278,27 +327,14 @@ def evaluate_models(
         extras.append("--apply_chat_template")
 
     # --- checks that need no model: fail before anything heavy starts
-    index = karma_task_index()
-    leaves = _resolve_tasks(names, index)
-    root = data_dir_from_env()
-    if root is not None and leaves:
-        missing = missing_files(root, sorted({index.tasks[t] for t in leaves}))
-        if missing:
-            raise KarmaError(
-                f"{DATA_DIR_ENV}={root} is missing {missing[0]}"
-                + (f" (and {len(missing) - 1} more files)" if len(missing) > 1 else "")
-                + f"; write the copies with `karma data download --out {root}`"
-            )
-    if "karma_ifeval" in leaves:
-        from karma_hf.evaluation.nltk_data import ensure_punkt_tab
-
-        ensure_punkt_tab()
     if model in {"hf", "hf-auto", "huggingface", "vllm", "sglang"}:
         for margs in model_args_list:
             check_model(margs)
+    names = split_tasks(tasks)
+    preflight_tasks(names)
+    output.mkdir(parents=True, exist_ok=True)  # a parent that is a file, a read-only place: fail now
     # --- run lm-eval once per model
     written: list[Path] = []
-    output.mkdir(parents=True, exist_ok=True)
     for i, margs in enumerate(model_args_list):
         if on_model is not None:
             on_model(i, len(model_args_list), margs)
@@ -364,7 +400,11 @@ def read_models_file(path: str | Path) -> list[str]:
     if not file.is_file():
         raise KarmaError(f"models file not found: {path}")
     out = []
-    for line in file.read_text(encoding="utf-8").splitlines():
+    try:
+        text = file.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise KarmaError(f"{file}: not valid UTF-8 text (byte {exc.start})") from exc
+    for line in text.splitlines():
         line = line.split("#", 1)[0].strip()
         if line:
             out.append(line if "=" in line else f"pretrained={line}")

@@ -29,15 +29,16 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterable, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from karma_hf.errors import KarmaError
+from karma_hf.errors import KarmaError, os_error_message
 from karma_hf.layout import DROP_REASONS, REPORT_FILE, SPLITS, shard_name
-from karma_hf.pairs.config import DEFAULT_SCORES, DEFAULT_SOURCE, BuildConfig
+from karma_hf.pairs.config import DEFAULT_SCORES, DEFAULT_SOURCE, BuildConfig, check_test_size
 
 if TYPE_CHECKING:  # pragma: no cover
     import datasets
@@ -208,7 +209,7 @@ def run_build(
     from karma_hf.pairs.decide import Rows, decide, test_split
     from karma_hf.pairs.report import build_report
     from karma_hf.pairs.writer import write_outputs
-    from karma_hf.sources.loading import load_source
+    from karma_hf.sources.loading import has_splits, load_source
     from karma_hf.sources.registry import detect_source, get_source, parsed_schema, pinned_revision
 
     kin = Kinship.from_table(table, tau=config.tau)
@@ -226,6 +227,7 @@ def run_build(
         source_id = str(config.source)
         if revision is None and not Path(source_id).expanduser().exists():
             revision = pinned_revision(source_id)
+        _check_readable(ds, source_id)
     arrow_schema = ds.features.arrow_schema
     source = detect_source(arrow_schema) if config.source_format == "auto" else get_source(config.source_format)
     if config.rating not in source.rating_methods:
@@ -234,7 +236,7 @@ def run_build(
             f"got {config.rating!r}"
         )
     source.check_schema(arrow_schema, config.rating)
-    parsed_table = _parse(ds, source, config, parsed_schema(), progress)
+    parsed_table = _with_load_errors(ds, _parse(ds, source, config, parsed_schema(), progress))
 
     rows = Rows.from_parsed(parsed_table, kin, tuple(table.known_unscored), config.excluded_models)
     truthfulqa_questions = None
@@ -256,7 +258,7 @@ def run_build(
             "add them to --scores (or --aliases) or pass --ignore-unknown-models to skip them"
         )
 
-    is_test = test_split(parsed_table.column("prompt_id"), config.test_size, config.seed)
+    is_test = test_split(parsed_table.column("prompt_id"), _test_count(config.test_size, parsed_table), config.seed)
     decisions = {mode: decide(rows, mode, kin, config.seed, rlaif_recipe=config.rlaif_recipe) for mode in config.modes}
 
     report = build_report(
@@ -274,13 +276,18 @@ def run_build(
         command=command,
         truthfulqa_questions=truthfulqa_questions,
     )
+    _check_some_pairs(report, source_id)
+    if dataset is None and not has_splits(config.source):
+        report["source"]["split"] = None  # a single file has no splits: none was used
     tmp: tempfile.TemporaryDirectory | None = None
     if output is None:
         tmp = tempfile.TemporaryDirectory(prefix="karma-build-")
         work = Path(tmp.name)
     else:
-        work = _partial_dir(output)
+        work = _partial_path(output)
     try:
+        if output is not None:  # inside the try: an interrupt right after mkdir still cleans up
+            _make_partial(output, work)
         sizes = write_outputs(
             ds,
             source,
@@ -300,7 +307,7 @@ def run_build(
         out_dir = work if output is None else _publish(work, output)
     except BaseException:
         if output is not None:
-            shutil.rmtree(work, ignore_errors=True)
+            _remove(work)
         raise
     return BuildResult(
         report=report,
@@ -351,9 +358,75 @@ def _parse(ds: datasets.Dataset, source: SourceSchema, config: BuildConfig, sche
     return parsed.data.table.combine_chunks()
 
 
+# ------------------------------------------------------------------------------ checks
+def _check_readable(ds: datasets.Dataset, source_id: str) -> None:
+    """A source none of whose rows could be read (every line bad JSON, say) is an error, not a build."""
+    from karma_hf.sources.loading import LOAD_ERROR_COLUMN
+
+    if LOAD_ERROR_COLUMN not in ds.column_names:
+        return
+    reasons = ds.data.table.column(LOAD_ERROR_COLUMN)
+    if ds.num_rows and reasons.null_count == 0:
+        raise KarmaError(f"no row of {source_id} could be read: row 0: {reasons[0].as_py()}")
+
+
+def _with_load_errors(ds: datasets.Dataset, parsed: Any) -> Any:
+    """Rows the loader could not read (:data:`~karma_hf.sources.loading.LOAD_ERROR_COLUMN`) are malformed."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from karma_hf.sources.loading import LOAD_ERROR_COLUMN
+
+    if LOAD_ERROR_COLUMN not in ds.column_names:
+        return parsed
+    reasons = ds.data.table.column(LOAD_ERROR_COLUMN).combine_chunks()
+    unread = reasons.is_valid()
+    for name, value in (("malformed", reasons), ("prompt_id", pa.nulls(len(reasons), pa.string()))):
+        column = parsed.column(name).combine_chunks()
+        parsed = parsed.set_column(parsed.schema.get_field_index(name), name, pc.if_else(unread, value, column))
+    return parsed
+
+
+def _test_count(test_size: int | float, parsed: Any) -> int:
+    """``--test-size`` as a number of prompts: a fraction in (0, 1) of the distinct well-formed prompts
+    rounded up (as ``datasets``' ``train_test_split``), or the count itself."""
+    import math
+
+    import pyarrow.compute as pc
+
+    check_test_size(test_size)
+    if isinstance(test_size, float):
+        total = pc.count_distinct(parsed.column("prompt_id")).as_py()
+        return math.ceil(test_size * total)
+    return int(test_size)
+
+
+def _check_some_pairs(report: dict[str, Any], source_id: str) -> None:
+    """A build whose every mode kept no pair is an error (nothing would be loadable)."""
+    modes = report["modes"]
+    if any(m["kept"] for m in modes.values()):
+        return
+    dropped: dict[str, int] = {}
+    for m in modes.values():
+        for reason, n in m["dropped"].items():
+            dropped[reason] = max(dropped.get(reason, 0), n)
+    why = ", ".join(f"{reason} {n}" for reason, n in sorted(dropped.items(), key=lambda kv: -kv[1]) if n)
+    raise KarmaError(
+        f"no pairs in any mode ({', '.join(modes)}) from the {report['source']['rows']} rows of {source_id}"
+        f" (dropped: {why or 'none'}); nothing written. Check --scores / --aliases against the models of the "
+        "source, --tau, and the malformed rows (--strict names the first)"
+    )
+
+
 # ------------------------------------------------------------------------------ atomic output
 def _check_output(out: Path, overwrite: bool) -> None:
-    """Refuse an output that is a file, or a non-empty folder without ``overwrite`` / not a build."""
+    """Refuse an output that is a file, or a non-empty folder without ``overwrite`` / not a build.
+
+    Runs before the source is read: the parent folder is created now, so a parent that is a file or
+    a read-only location fails at once. A previous build that a killed run had moved aside
+    (``.<name>.old-<pid>``, the run gone before moving its new build in) is put back first.
+    """
+    _recover(out)
     if out.exists() and not out.is_dir():
         raise KarmaError(f"--output {out} exists and is not a folder")
     if out.is_dir() and any(out.iterdir()):
@@ -361,34 +434,108 @@ def _check_output(out: Path, overwrite: bool) -> None:
             raise KarmaError(f"--output {out} is not empty; pass --overwrite to replace a previous build")
         if not (out / REPORT_FILE).exists():
             raise KarmaError(f"--output {out} is not empty and holds no {REPORT_FILE}; refusing to overwrite it")
-
-
-def _partial_dir(out: Path) -> Path:
-    """A fresh hidden sibling ``.<name>.partial-<pid>`` (leftovers of killed builds are removed)."""
-    parent = out.absolute().parent
     try:
-        parent.mkdir(parents=True, exist_ok=True)
-        for stale in parent.glob(f".{out.name}.partial-*"):
+        out.absolute().parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise KarmaError(f"--output {out}: cannot create it ({os_error_message(exc)})") from exc
+
+
+def _remove(folder: Path) -> None:
+    """Delete a partial build with Ctrl-C held back meanwhile (a second Ctrl-C must not leave half
+    of it behind); whatever still remains is cleaned by the next build."""
+    with _no_interrupt():
+        for _ in range(3):
+            try:
+                shutil.rmtree(folder, ignore_errors=True)
+            except KeyboardInterrupt:  # one that was already pending when the mask took effect
+                continue
+            if not folder.exists():
+                break
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def _leftovers(out: Path, kind: str) -> list[Path]:
+    """``.<name>.<kind>-<pid>`` siblings of ``out`` whose process is gone."""
+    parent = out.absolute().parent
+    found = []
+    if parent.is_dir():
+        for path in parent.glob(f".{out.name}.{kind}-*"):
+            pid = path.name.rsplit("-", 1)[-1]
+            if not (pid.isdigit() and _alive(int(pid))):
+                found.append(path)
+    return sorted(found)
+
+
+def _recover(out: Path) -> None:
+    old = [p for p in _leftovers(out, "old") if (p / REPORT_FILE).is_file()]
+    if not out.exists() and old:
+        old[-1].rename(out)
+    for stale in _leftovers(out, "old"):
+        shutil.rmtree(stale, ignore_errors=True)
+
+
+def _partial_path(out: Path) -> Path:
+    """This process's hidden sibling of ``out``: ``.<name>.partial-<pid>``."""
+    return out.absolute().parent / f".{out.name}.partial-{os.getpid()}"
+
+
+def _make_partial(out: Path, work: Path) -> None:
+    """Create ``work`` fresh; leftovers of killed builds are removed first (a partial folder whose
+    process still runs is another build's, and is left alone)."""
+    try:
+        work.parent.mkdir(parents=True, exist_ok=True)
+        for stale in _leftovers(out, "partial"):
             shutil.rmtree(stale, ignore_errors=True)
-        work = parent / f".{out.name}.partial-{os.getpid()}"
+        if work.exists():
+            shutil.rmtree(work)
         work.mkdir()
     except OSError as exc:
-        raise KarmaError(f"--output {out}: cannot write there ({exc.strerror or exc})") from exc
-    return work
+        raise KarmaError(f"--output {out}: cannot write there ({os_error_message(exc)})") from exc
+
+
+@contextmanager
+def _no_interrupt():
+    """Hold Ctrl-C back (main thread, POSIX) while a few renames must happen together."""
+    import signal
+    import threading
+
+    blocked = threading.current_thread() is threading.main_thread() and hasattr(signal, "pthread_sigmask")
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT}) if blocked else None
+    try:
+        yield
+    finally:
+        if previous is not None:
+            signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def _publish(work: Path, out: Path) -> Path:
-    """Move the complete build ``work`` to ``out``; a previous build there is replaced only now."""
-    old = None
-    if out.exists():
-        old = work.parent / f".{out.name}.old-{os.getpid()}"
-        out.rename(old)
-    try:
-        work.rename(out)
-    except OSError:
-        if old is not None:
-            old.rename(out)  # put the previous build back
-        raise
+    """Move the complete build ``work`` to ``out``; a previous build there is replaced only now.
+
+    The two renames run with Ctrl-C held back, so an interrupt never leaves ``out`` missing with
+    the previous build moved aside (a SIGKILL there is repaired by the next build, see
+    :func:`_recover`)."""
+    with _no_interrupt():
+        old = None
+        if out.exists():
+            old = work.parent / f".{out.name}.old-{os.getpid()}"
+            out.rename(old)
+        try:
+            work.rename(out)
+        except OSError:
+            if old is not None:
+                old.rename(out)  # put the previous build back
+            raise
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
     return out

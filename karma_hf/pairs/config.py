@@ -35,6 +35,22 @@ def public_name(spec: str) -> str:
     return path.name if (path.is_absolute() or path.exists()) and spec not in ("", ".") else spec
 
 
+def check_test_size(value: Any) -> int | float:
+    """``--test-size`` as ``datasets``' ``train_test_split`` reads it: a float in (0, 1) is a fraction
+    of the distinct prompts (rounded up), an integer >= 1 a number of prompts; 0 holds out none."""
+    import math
+
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise KarmaError(f"--test-size must be a count of prompts or a fraction in (0, 1), got {value!r}")
+    if isinstance(value, float):
+        if not (math.isfinite(value) and 0.0 < value < 1.0):
+            hint = f" (for {int(value)} prompt(s) pass the integer {int(value)})" if value.is_integer() else ""
+            raise KarmaError(f"--test-size {value}: a fraction must lie in (0, 1){hint}")
+    elif value < 0:
+        raise KarmaError(f"--test-size {value}: a count of prompts must be >= 0")
+    return value
+
+
 @dataclass(frozen=True)
 class BuildConfig:
     """Every option of a build (see ``karma build --help`` for each)."""
@@ -70,6 +86,7 @@ class BuildConfig:
         object.__setattr__(self, "benchmarks", tuple(self.benchmarks))
         if not 0.0 <= float(self.tau) <= 1.0:
             raise KarmaError(f"--tau must be within [0, 1], got {self.tau}")
+        check_test_size(self.test_size)
         if self.batch_size < 1:
             raise KarmaError(f"batch_size must be >= 1, got {self.batch_size}")
         if self.num_proc is not None and self.num_proc < 1:

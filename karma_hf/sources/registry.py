@@ -139,6 +139,37 @@ def known_license(source_id: str) -> str | None:
     return None
 
 
+def invalid_utf8(arr: pa.Array) -> np.ndarray:
+    """Boolean mask of the elements of a string array that are not valid UTF-8.
+
+    Arrow readers (parquet, JSON) do not validate text; a source's ``parse_batch`` calls this on
+    every text it reads so that such rows become malformed instead of crashing a later
+    ``to_pylist`` or landing as raw bytes in the output. One full validation when the array is
+    clean; bisection down to the bad elements otherwise.
+    """
+    import numpy as np
+    import pyarrow as pa
+
+    n = len(arr)
+    bad = np.zeros(n, dtype=bool)
+    if not n or not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
+        return bad
+    stack = [(0, n)]
+    while stack:
+        lo, hi = stack.pop()
+        try:
+            arr.slice(lo, hi - lo).validate(full=True)
+            continue
+        except pa.ArrowInvalid:
+            pass
+        if hi - lo == 1:
+            bad[lo] = True
+        else:
+            mid = (lo + hi) // 2
+            stack += [(lo, mid), (mid, hi)]
+    return bad
+
+
 def parsed_schema() -> pa.Schema:
     """Schema of every source's ``parse_batch`` output (one row per source row)."""
     import pyarrow as pa

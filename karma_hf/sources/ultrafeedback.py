@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from karma_hf.errors import KarmaError
-from karma_hf.sources.registry import SourceSchema, SourceTexts, parsed_schema, register_source
+from karma_hf.sources.registry import SourceSchema, SourceTexts, invalid_utf8, parsed_schema, register_source
 
 if TYPE_CHECKING:  # pragma: no cover
     import pyarrow as pa
@@ -262,9 +262,13 @@ def _parse_values(arr: pa.Array, parser) -> tuple[Any, Any]:
     encoded = pc.dictionary_encode(arr)
     lookup = np.full(len(encoded.dictionary) + 1, np.nan)
     bad = np.zeros(len(encoded.dictionary) + 1, dtype=bool)
-    for i, value in enumerate(encoded.dictionary.to_pylist()):
+    not_text = invalid_utf8(encoded.dictionary)
+    for i in range(len(encoded.dictionary)):
+        if not_text[i]:  # bytes that are not UTF-8 text: invalid, never decoded
+            bad[i] = True
+            continue
         try:
-            parsed = parser(value)
+            parsed = parser(encoded.dictionary[i].as_py())
         except ValueError:
             bad[i] = True
             continue
@@ -308,7 +312,16 @@ def _parse_record_batch(batch: pa.RecordBatch, rating: str) -> pa.Table:
 
     model = pc.struct_field(flat, "model")
     response = pc.struct_field(flat, "response")
+    # text that is not valid UTF-8 makes its row malformed, and is never decoded or written
+    bad_model_text, bad_response_text = invalid_utf8(model), invalid_utf8(response)
+    bad_instr_text = invalid_utf8(instr)
+    label = batch.column("source") if "source" in batch.schema.names else None
+    bad_label_text = invalid_utf8(label) if label is not None else np.zeros(n, dtype=bool)
+    model = _nulled(model, bad_model_text)
+    response = _nulled(response, bad_response_text)
+    instr = _nulled(instr, bad_instr_text)
     bad_comp = np.asarray(pc.is_null(model).to_numpy(zero_copy_only=False), dtype=bool)
+    bad_comp |= bad_response_text
     if pa.types.is_null(response.type):
         empty = np.ones(len(flat), dtype=bool)
     else:
@@ -348,7 +361,7 @@ def _parse_record_batch(batch: pa.RecordBatch, rating: str) -> pa.Table:
     else:
         blank_instr = pc.or_kleene(pc.equal(pc.binary_length(instr), 0), pc.utf8_is_space(instr))
         bad_instr = np.asarray(blank_instr.fill_null(True).to_numpy(zero_copy_only=False), dtype=bool)
-    bad_row = bad_instr | comps_null
+    bad_row = bad_instr | comps_null | bad_instr_text | bad_label_text
     if len(parent):
         np.logical_or.at(bad_row, parent, bad_comp)
         # duplicate model names within a row
@@ -358,15 +371,15 @@ def _parse_record_batch(batch: pa.RecordBatch, rating: str) -> pa.Table:
         dup_rows = uniq[counts > 1] // (int(codes.max(initial=0)) + 2)
         bad_row[dup_rows] = True
 
-    malformed: list[str | None] = [None] * n
+    malformed: list[str | None] = _utf8_reasons(
+        n, parent, lengths, bad_instr_text, bad_model_text, bad_response_text, bad_label_text
+    )
     prompt_ids: list[str | None] = [None] * n
     for i, text in enumerate(instr.to_pylist()):
+        if malformed[i] is not None:
+            continue
         if bad_row[i]:
-            try:
-                parse_row(batch.slice(i, 1).to_pylist()[0], rating)
-                malformed[i] = "row does not follow the UltraFeedback schema"  # pragma: no cover
-            except MalformedRow as exc:
-                malformed[i] = str(exc)
+            malformed[i] = _row_reason(batch, i, rating)
         else:
             prompt_ids[i] = prompt_id(text)
 
@@ -384,6 +397,49 @@ def _parse_record_batch(batch: pa.RecordBatch, rating: str) -> pa.Table:
         ],
         schema=parsed_schema(),
     )
+
+
+def _nulled(arr: pa.Array, mask: Any) -> pa.Array:
+    """``arr`` with the elements under ``mask`` set to null (text that is not UTF-8 is never read)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if not mask.any():
+        return arr
+    # replace_with_mask drops the bytes too (if_else keeps them under the null, and text kernels
+    # would still trip on them)
+    return pc.replace_with_mask(arr, pa.array(mask), pa.nulls(int(mask.sum()), arr.type))
+
+
+def _utf8_reasons(n, parent, lengths, instr, model, response, label) -> list[str | None]:
+    """Per row: the first text field that is not valid UTF-8, worded as :func:`parse_row` words problems."""
+    import numpy as np
+
+    reasons: list[str | None] = [None] * n
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]) if n else np.zeros(0, dtype=np.int64)
+    for j in np.flatnonzero(model | response)[::-1]:  # the first completion of a row wins
+        row = int(parent[j])
+        field = "model" if model[j] else "response"
+        reasons[row] = f"completions[{int(j - starts[row])}].{field} is not valid UTF-8"
+    for i in np.flatnonzero(label):
+        reasons[int(i)] = reasons[int(i)] or "source is not valid UTF-8"
+    for i in np.flatnonzero(instr):
+        reasons[int(i)] = "instruction is not valid UTF-8"
+    return reasons
+
+
+def _row_reason(batch: pa.RecordBatch, i: int, rating: str) -> str:
+    """Why row ``i`` of ``batch`` is malformed, as :func:`parse_row` says it."""
+    columns = [c for c in ("instruction", "completions", "source") if c in batch.schema.names]
+    try:
+        row = batch.select(columns).slice(i, 1).to_pylist()[0]
+    except UnicodeDecodeError:  # text in a field parse_row reads that is not UTF-8 (a Rating, say)
+        return "a text field of the row is not valid UTF-8"
+    try:
+        parse_row(row, rating)
+    except MalformedRow as exc:
+        return str(exc)
+    return "row does not follow the UltraFeedback schema"  # pragma: no cover
 
 
 # ------------------------------------------------------------------------------- registration

@@ -152,6 +152,8 @@ def _check_config_keys(parser, path: Path, stage: str) -> None:
 
     try:
         config = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise KarmaError(f"{path}: not valid UTF-8 text (byte {exc.start})") from exc
     except yaml.YAMLError as exc:
         raise KarmaError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from exc
     if not isinstance(config, dict):

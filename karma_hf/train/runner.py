@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from karma_hf.errors import KarmaError
+from karma_hf.errors import KarmaError, os_error_message
 from karma_hf.train.args import ParsedArgs, parse_args
 from karma_hf.train.data import load_karma_splits
 from karma_hf.train.order import prepare_train_split
@@ -31,6 +31,58 @@ class TrainResult:
     log_history: list[dict[str, Any]]
     eval_files: list[Path]
     train_seconds: float
+
+
+# ====================================================================== pre-flight
+def preflight(args: ParsedArgs) -> None:
+    """Everything a run needs that can be checked in seconds, before the trainer (and the model) is built.
+
+    The output folder can be created; the model is a folder or a Hub id it can find
+    (:func:`karma_hf.evaluation.run.check_pretrained`: in the cache when offline); the KARMA set has
+    the config and splits; ``karma_max_train_samples`` is a positive count; a checkpoint to resume
+    from exists; and the ``karma_eval_tasks`` are known tasks whose data can be read (with the
+    ``ifeval`` extra when IFEval is among them), so that a typo does not cost a whole training run.
+    """
+    from karma_hf.evaluation.run import check_pretrained
+    from karma_hf.karma_set import KarmaSet
+
+    script, training, model_args, karma = args.script, args.training, args.model, args.karma
+    out = Path(training.output_dir)
+    if out.exists() and not out.is_dir():
+        raise KarmaError(f"--output_dir {out}: exists and is not a folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise KarmaError(f"--output_dir {out}: cannot create it ({os_error_message(exc)})") from exc
+    if karma.karma_max_train_samples is not None and karma.karma_max_train_samples < 1:
+        raise KarmaError(f"karma_max_train_samples must be a count >= 1, got {karma.karma_max_train_samples}")
+    if karma.karma_eval_limit is not None and karma.karma_eval_limit <= 0:
+        raise KarmaError(
+            f"karma_eval_limit must be > 0 (items per task, or a fraction below 1), got {karma.karma_eval_limit}"
+        )
+    try:
+        check_pretrained(str(model_args.model_name_or_path), model_args.model_revision)
+    except KarmaError as exc:
+        raise KarmaError(f"model_name_or_path: {exc}") from exc
+    name = str(script.dataset_name)
+    if not Path(name).expanduser().exists() and (name.count("/") != 1 or name.startswith((".", "/", "~"))):
+        raise KarmaError(f"dataset_name {name}: no such folder, and not a Hub dataset id (user/name)")
+    want_eval = training.eval_strategy != "no"
+    splits = [script.dataset_train_split] + ([script.dataset_test_split] if want_eval else [])
+    KarmaSet(script.dataset_name, revision=karma.dataset_revision).check(script.dataset_config, splits)
+    resume = _resume_target(training.resume_from_checkpoint)
+    if resume is True:
+        from transformers.trainer_utils import get_last_checkpoint
+
+        if get_last_checkpoint(training.output_dir) is None:
+            raise KarmaError(f"resume_from_checkpoint: no checkpoint-* folder in {training.output_dir}")
+    if karma.karma_eval_tasks:
+        from karma_hf.evaluation.run import preflight_tasks
+
+        try:
+            preflight_tasks(karma.karma_eval_tasks)
+        except KarmaError as exc:
+            raise KarmaError(f"karma_eval_tasks: {exc}") from exc
 
 
 # ====================================================================== the run
@@ -133,18 +185,15 @@ def train(
 ) -> TrainResult:
     """Run ``karma train STAGE`` in this process (one rank of a launcher job, or alone).
 
-    Trains, saves the model (and tokenizer) to ``output_dir``, writes the TRL model card plus the
-    KARMA section, and runs the karma evaluation when ``karma_eval_tasks`` is set.
+    Checks what can be checked first (:func:`preflight`), then trains, saves the model (and
+    tokenizer) to ``output_dir``, writes the TRL model card plus the KARMA section, and runs the
+    karma evaluation when ``karma_eval_tasks`` is set.
     """
     args = args or parse_args(stage, argv)
+    preflight(args)
     trainer, cb = build_trainer(args, callbacks=callbacks)
     training, script = args.training, args.script
     resume = _resume_target(training.resume_from_checkpoint)
-    if resume is True:
-        from transformers.trainer_utils import get_last_checkpoint
-
-        if not Path(training.output_dir).is_dir() or get_last_checkpoint(training.output_dir) is None:
-            raise KarmaError(f"resume_from_checkpoint: no checkpoint-* folder in {training.output_dir}")
     t0 = time.perf_counter()
     output = trainer.train(resume_from_checkpoint=resume)
     seconds = time.perf_counter() - t0
