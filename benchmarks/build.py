@@ -33,15 +33,73 @@ import tempfile
 import time
 from pathlib import Path
 
-MODELS = ["gpt-4", "gpt-3.5-turbo", "bard", "llama-2-7b-chat", "llama-2-13b-chat", "llama-2-70b-chat",
-          "ultralm-13b", "ultralm-65b", "wizardlm-7b", "wizardlm-13b", "wizardlm-70b", "vicuna-33b",
-          "alpaca-7b", "falcon-40b-instruct", "mpt-30b-chat", "starchat", "pythia-12b"]
+MODELS = [
+    "gpt-4",
+    "gpt-3.5-turbo",
+    "bard",
+    "llama-2-7b-chat",
+    "llama-2-13b-chat",
+    "llama-2-70b-chat",
+    "ultralm-13b",
+    "ultralm-65b",
+    "wizardlm-7b",
+    "wizardlm-13b",
+    "wizardlm-70b",
+    "vicuna-33b",
+    "alpaca-7b",
+    "falcon-40b-instruct",
+    "mpt-30b-chat",
+    "starchat",
+    "pythia-12b",
+]
 # completion frequencies of the real data (notes/ultrafeedback.md): bard, starchat, pythia rare
 WEIGHTS = [16.5, 16.5, 8.3, 16.5, 16.5, 16.5, 16.5, 16.5, 16.5, 16.5, 16.5, 16.5, 16.5, 16.5, 16.5, 14.0, 0.8]
 SOURCES = ["evol_instruct", "false_qa", "flan_v2_cot", "flan_v2_niv2", "flan_v2_p3", "sharegpt", "ultrachat"]
-WORDS = ("the model answer explains each step in detail with examples and a short summary of key facts "
-         "about science history code math language travel health cooking music art data python list "
-         "function result because however therefore first second finally note that this is").split()
+WORDS = [
+    "the",
+    "model",
+    "answer",
+    "explains",
+    "each",
+    "step",
+    "in",
+    "detail",
+    "with",
+    "examples",
+    "and",
+    "a",
+    "short",
+    "summary",
+    "of",
+    "key",
+    "facts",
+    "about",
+    "science",
+    "history",
+    "code",
+    "math",
+    "language",
+    "travel",
+    "health",
+    "cooking",
+    "music",
+    "art",
+    "data",
+    "python",
+    "list",
+    "function",
+    "result",
+    "because",
+    "however",
+    "therefore",
+    "first",
+    "second",
+    "finally",
+    "note",
+    "that",
+    "this",
+    "is",
+]  # noqa: E501
 
 
 # ---------------------------------------------------------------------------------- data
@@ -74,7 +132,8 @@ def make_source(rows: int, path: Path, seed: int = 0) -> int:
     rationales = text_pool(512, 60, 200)
     instructions = [f"Instruction {i}: " for i in range(rows)]
     prompt_pool = text_pool(2048, 80, 600).to_pylist()
-    instructions = pa.array([p + prompt_pool[int(j)] for p, j in zip(instructions, rng.integers(0, 2048, rows))])
+    draws = rng.integers(0, 2048, rows)
+    instructions = pa.array([p + prompt_pool[int(j)] for p, j in zip(instructions, draws, strict=True)])
 
     # 4 distinct models per row, drawn by frequency, listed in a shuffled order
     w = np.asarray(WEIGHTS) / sum(WEIGHTS)
@@ -92,31 +151,57 @@ def make_source(rows: int, path: Path, seed: int = 0) -> int:
         arrays = [ratings(na_rate), pick(rationales, n_comp)]
         names = ["Rating", "Rationale"]
         if with_type:
-            arrays += [pick(rationales, n_comp),
-                       pa.ListArray.from_arrays(pa.array(np.arange(0, n_comp + 1), pa.int32()),
-                                                pa.array(rng.integers(1, 4, n_comp).astype(str)))]
+            arrays += [
+                pick(rationales, n_comp),
+                pa.ListArray.from_arrays(
+                    pa.array(np.arange(0, n_comp + 1), pa.int32()), pa.array(rng.integers(1, 4, n_comp).astype(str))
+                ),
+            ]
             names += ["Rationale For Rating", "Type"]
         return pa.StructArray.from_arrays(arrays, names=names)
 
     annotations = pa.StructArray.from_arrays(
         [aspect(True, 0.0), aspect(False, 0.053), aspect(False, 0.0), aspect(True, 0.0)],
-        names=["helpfulness", "honesty", "instruction_following", "truthfulness"])
+        names=["helpfulness", "honesty", "instruction_following", "truthfulness"],
+    )
     overall = pa.array(rng.integers(2, 21, n_comp) / 2.0)
     completions = pa.StructArray.from_arrays(
-        [annotations, pick(critiques, n_comp), pa.array(["As an AI assistant, be helpful."] * n_comp),
-         pa.array(rng.random(n_comp) * 4 + 1), model_arr, overall, pa.array(["helpfulness"] * n_comp),
-         responses.take(pa.array(resp_idx))],
-        names=["annotations", "critique", "custom_system_prompt", "fine-grained_score", "model",
-               "overall_score", "principle", "response"])
+        [
+            annotations,
+            pick(critiques, n_comp),
+            pa.array(["As an AI assistant, be helpful."] * n_comp),
+            pa.array(rng.random(n_comp) * 4 + 1),
+            model_arr,
+            overall,
+            pa.array(["helpfulness"] * n_comp),
+            responses.take(pa.array(resp_idx)),
+        ],
+        names=[
+            "annotations",
+            "critique",
+            "custom_system_prompt",
+            "fine-grained_score",
+            "model",
+            "overall_score",
+            "principle",
+            "response",
+        ],
+    )
     offsets = pa.array(np.arange(0, n_comp + 1, 4), pa.int32())
-    table = pa.table({
-        "source": pa.array(np.array(SOURCES)[rng.integers(0, len(SOURCES), rows)]),
-        "instruction": instructions,
-        "models": pa.ListArray.from_arrays(offsets, pa.array(models_sorted.reshape(-1))),
-        "completions": pa.ListArray.from_arrays(offsets, completions),
-        "correct_answers": pa.ListArray.from_arrays(pa.array(np.arange(rows + 1), pa.int32()), pa.array(["None"] * rows)),
-        "incorrect_answers": pa.ListArray.from_arrays(pa.array(np.arange(rows + 1), pa.int32()), pa.array(["None"] * rows)),
-    })
+    table = pa.table(
+        {
+            "source": pa.array(np.array(SOURCES)[rng.integers(0, len(SOURCES), rows)]),
+            "instruction": instructions,
+            "models": pa.ListArray.from_arrays(offsets, pa.array(models_sorted.reshape(-1))),
+            "completions": pa.ListArray.from_arrays(offsets, completions),
+            "correct_answers": pa.ListArray.from_arrays(
+                pa.array(np.arange(rows + 1), pa.int32()), pa.array(["None"] * rows)
+            ),
+            "incorrect_answers": pa.ListArray.from_arrays(
+                pa.array(np.arange(rows + 1), pa.int32()), pa.array(["None"] * rows)
+            ),
+        }
+    )
     datasets.disable_progress_bars()
     datasets.Dataset(table).save_to_disk(str(path))
     return sum(f.stat().st_size for f in path.glob("data-*.arrow"))
@@ -162,20 +247,36 @@ def job_reference(src: str, out: str, mode: str, queue) -> None:
     def binarize(row):
         comps = [c for c in row["completions"] if c["response"]]
         if len(comps) < 2:
-            return {"prompt": [], "chosen": [], "rejected": [], "messages": [], "score_chosen": -100.0,
-                    "score_rejected": -100.0, "chosen_model": "", "rejected_model": ""}
+            return {
+                "prompt": [],
+                "chosen": [],
+                "rejected": [],
+                "messages": [],
+                "score_chosen": -100.0,
+                "score_rejected": -100.0,
+                "chosen_model": "",
+                "rejected_model": "",
+            }
         best = max(comps, key=lambda c: c["overall_score"])
         other = rng.choice([c for c in comps if c is not best])
         prompt = [{"role": "user", "content": row["instruction"]}]
         chosen = [{"role": "assistant", "content": best["response"]}]
-        return {"prompt": prompt, "chosen": chosen,
-                "rejected": [{"role": "assistant", "content": other["response"]}],
-                "messages": prompt + chosen, "score_chosen": best["overall_score"],
-                "score_rejected": other["overall_score"], "chosen_model": best["model"],
-                "rejected_model": other["model"]}
+        return {
+            "prompt": prompt,
+            "chosen": chosen,
+            "rejected": [{"role": "assistant", "content": other["response"]}],
+            "messages": prompt + chosen,
+            "score_chosen": best["overall_score"],
+            "score_rejected": other["overall_score"],
+            "chosen_model": best["model"],
+            "rejected_model": other["model"],
+        }
 
-    pairs = ds.map(binarize, remove_columns=["models", "completions", "correct_answers", "incorrect_answers"],
-                   load_from_cache_file=False)
+    pairs = ds.map(
+        binarize,
+        remove_columns=["models", "completions", "correct_answers", "incorrect_answers"],
+        load_from_cache_file=False,
+    )
     pairs = pairs.filter(lambda r: r["score_chosen"] != -100.0, load_from_cache_file=False)
     splits = pairs.train_test_split(test_size=2000, seed=42)
     Path(out).mkdir(parents=True, exist_ok=True)
@@ -205,8 +306,11 @@ def job_floor(src: str, out: str, mode: str, queue) -> None:
     def messages(roles: list[str], contents: list[pa.Array], n: int) -> pa.Array:
         k = len(contents)
         role_arr = pa.array(roles * n, type=pa.string())
-        content = contents[0] if k == 1 else pa.concat_arrays(contents).take(
-            pa.array(np.arange(n * k).reshape(k, n).T.reshape(-1)))
+        content = (
+            contents[0]
+            if k == 1
+            else pa.concat_arrays(contents).take(pa.array(np.arange(n * k).reshape(k, n).T.reshape(-1)))
+        )
         values = pa.StructArray.from_arrays([role_arr, content], names=["role", "content"])
         return pa.ListArray.from_arrays(pa.array(np.arange(0, n * k + 1, k, dtype=np.int32)), values).cast(msg_type)
 
@@ -223,13 +327,24 @@ def job_floor(src: str, out: str, mode: str, queue) -> None:
             instr = batch.column("instruction")
             chosen, rejected = resp.take(pa.array(base)), resp.take(pa.array(base + 1))
             floats = pa.array(np.zeros(n))
-            out_t = pa.table([
-                messages(["user"], [instr], n), messages(["assistant"], [chosen], n),
-                messages(["assistant"], [rejected], n), messages(["user", "assistant"], [instr, chosen], n),
-                pa.array(np.char.mod("%064x", np.arange(row, row + n))).cast(pa.string()),
-                model.take(pa.array(base)), model.take(pa.array(base + 1)),
-                floats, floats, floats, floats, floats, batch.column("source"),
-            ], schema=schema)
+            out_t = pa.table(
+                [
+                    messages(["user"], [instr], n),
+                    messages(["assistant"], [chosen], n),
+                    messages(["assistant"], [rejected], n),
+                    messages(["user", "assistant"], [instr, chosen], n),
+                    pa.array(np.char.mod("%064x", np.arange(row, row + n))).cast(pa.string()),
+                    model.take(pa.array(base)),
+                    model.take(pa.array(base + 1)),
+                    floats,
+                    floats,
+                    floats,
+                    floats,
+                    floats,
+                    batch.column("source"),
+                ],
+                schema=schema,
+            )
             test = np.zeros(n, dtype=bool)
             test[: max(0, min(n, 2000 - row))] = True  # the first 2000 rows stand in for the test split
             writers["test"].write_table(out_t.filter(pa.array(test)))
@@ -281,8 +396,10 @@ def main() -> None:
         else:
             shutil.rmtree(src, ignore_errors=True)
             size = make_source(args.rows, src)
-        print(f"source: {args.rows:,} instructions x 4 completions, {size / 2**20:,.0f} MiB Arrow "
-              f"(ready in {time.perf_counter() - t0:.1f} s)")
+        print(
+            f"source: {args.rows:,} instructions x 4 completions, {size / 2**20:,.0f} MiB Arrow "
+            f"(ready in {time.perf_counter() - t0:.1f} s)"
+        )
         runs: dict[str, list[dict]] = {"floor": [], "build": [], "reference": []}
         jobs = {"floor": job_floor, "build": job_build, "reference": job_reference}
         for rep in range(args.repeats):  # interleaved, so load from other users hits all three alike
@@ -302,8 +419,10 @@ def main() -> None:
             f["rss_mb"] = max(r["rss_mb"] for r in rs)
             f["runs"] = [round(r["seconds"], 3) for r in rs]
             figures[name] = f
-            print(f"  {name:<9} median {f['seconds']:7.2f} s of {len(rs)}  {args.rows / f['seconds']:9,.0f} rows/s  "
-                  f"peak RSS {f['rss_mb']:7.0f} MB  wrote {f['written_mib']:6.1f} MiB ({f['kept']:,} pairs)")
+            print(
+                f"  {name:<9} median {f['seconds']:7.2f} s of {len(rs)}  {args.rows / f['seconds']:9,.0f} rows/s  "
+                f"peak RSS {f['rss_mb']:7.0f} MB  wrote {f['written_mib']:6.1f} MiB ({f['kept']:,} pairs)"
+            )
         b, fl, ref = figures["build"]["seconds"], figures["floor"]["seconds"], figures["reference"]["seconds"]
         print(f"build / floor      = {b / fl:5.2f}x   (target <= 2)")
         print(f"reference / build  = {ref / b:5.2f}x   (target >= 5)")

@@ -41,10 +41,21 @@ REPO = Path(__file__).resolve().parent.parent
 FIXTURES = REPO / "tests" / "fixtures" / "karma_data"
 SIZES = {"tiny": {"hidden": 64, "layers": 2}, "0.5b": {"hidden": 1536, "layers": 24}}
 #: the chain-of-thought protocol (group karma-cot): 5-shot per-subject prompts, max_gen_toks 2048
-COT_TASKS = ["karma-cot-mmlu_stem", "karma-cot-mmlu_pro", "karma-cot-hellaswag", "karma-cot-arc_easy",
-             "karma-cot-arc_challenge"]
-TASKS = ["karma_ifeval", "karma_mmlu_stem", "karma_mmlu_pro", "karma_hellaswag", "karma_arc_easy",
-         "karma_arc_challenge"]
+COT_TASKS = [
+    "karma-cot-mmlu_stem",
+    "karma-cot-mmlu_pro",
+    "karma-cot-hellaswag",
+    "karma-cot-arc_easy",
+    "karma-cot-arc_challenge",
+]
+TASKS = [
+    "karma_ifeval",
+    "karma_mmlu_stem",
+    "karma_mmlu_pro",
+    "karma_hellaswag",
+    "karma_arc_easy",
+    "karma_arc_challenge",
+]
 
 
 def _hardware(device: str) -> str:
@@ -76,11 +87,19 @@ def _build_model(size: str, arch: str, out: Path) -> Path:
         cfg = GenerationConfig.from_pretrained(out)
         cfg.max_new_tokens = None
         cfg.save_pretrained(out)
+        # The CoT tasks generate up to 2048 tokens after a 5-shot prompt: give the model an
+        # 8k context (random weights, rotary positions: any length works).
+        from transformers import AutoConfig
+
+        model_cfg = AutoConfig.from_pretrained(out)
+        model_cfg.max_position_embeddings = 8192
+        model_cfg.save_pretrained(out)
     return out
 
 
-def _per_task(model_dir: Path, device: str, limit: int, tasks: list[str],
-              batch_size: int, repeats: int) -> tuple[list[dict], object]:
+def _per_task(
+    model_dir: Path, device: str, limit: int, tasks: list[str], batch_size: int, repeats: int
+) -> tuple[list[dict], object]:
     import lm_eval
     from lm_eval.models.huggingface import HFLM
     from lm_eval.tasks import TaskManager
@@ -94,20 +113,27 @@ def _per_task(model_dir: Path, device: str, limit: int, tasks: list[str],
         seconds = float("inf")
         for _ in range(repeats):  # best of N: the machine may be shared and noisy
             start = time.perf_counter()
-            out = lm_eval.simple_evaluate(model=lm, tasks=[task], limit=limit, log_samples=True,
-                                          task_manager=manager, verbosity="WARNING")
+            out = lm_eval.simple_evaluate(
+                model=lm, tasks=[task], limit=limit, log_samples=True, task_manager=manager, verbosity="WARNING"
+            )
             seconds = min(seconds, time.perf_counter() - start)
         samples = [s for s in out["samples"][task] if s["filter"] in ("strict-match", "none")]
         lengths = [len(lm.tokenizer(s["resps"][0][0], add_special_tokens=False).input_ids) for s in samples]
-        prompt_lengths = [len(lm.tokenizer(s["arguments"][0][0], add_special_tokens=False).input_ids)
-                          for s in samples]
+        prompt_lengths = [len(lm.tokenizer(s["arguments"][0][0], add_special_tokens=False).input_ids) for s in samples]
         max_gen = out["configs"][task]["generation_kwargs"]["max_gen_toks"]
-        rows.append({"task": task, "items": len(samples), "seconds": seconds,
-                     "items_per_s": len(samples) / seconds, "max_gen_toks": max_gen,
-                     "tokens_per_item": sum(lengths) / len(lengths),
-                     "prompt_tokens_per_item": sum(prompt_lengths) / len(prompt_lengths),
-                     "tokens_per_s": sum(lengths) / seconds,
-                     "prompts": [s["arguments"][0][0] for s in samples]})
+        rows.append(
+            {
+                "task": task,
+                "items": len(samples),
+                "seconds": seconds,
+                "items_per_s": len(samples) / seconds,
+                "max_gen_toks": max_gen,
+                "tokens_per_item": sum(lengths) / len(lengths),
+                "prompt_tokens_per_item": sum(prompt_lengths) / len(prompt_lengths),
+                "tokens_per_s": sum(lengths) / seconds,
+                "prompts": [s["arguments"][0][0] for s in samples],
+            }
+        )
     return rows, lm
 
 
@@ -135,10 +161,15 @@ def _reference(lm, prompts: list[str], new_tokens: int, batch: int, repeats: int
     for _ in range(repeats):
         generated, start = 0, time.perf_counter()
         for i in range(0, len(prompts), batch):
-            enc = tok(prompts[i:i + batch], return_tensors="pt", padding=True).to(model.device)
+            enc = tok(prompts[i : i + batch], return_tensors="pt", padding=True).to(model.device)
             with torch.no_grad():
-                out = model.generate(**enc, max_new_tokens=new_tokens, min_new_tokens=new_tokens,
-                                     do_sample=False, pad_token_id=tok.pad_token_id)
+                out = model.generate(
+                    **enc,
+                    max_new_tokens=new_tokens,
+                    min_new_tokens=new_tokens,
+                    do_sample=False,
+                    pad_token_id=tok.pad_token_id,
+                )
             generated += (out.shape[1] - enc["input_ids"].shape[1]) * out.shape[0]
         best = max(best, generated / (time.perf_counter() - start))
     return best
@@ -151,8 +182,12 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=8, help="items per task")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--tasks", default=None, help="comma-separated (default: the --protocol's tasks)")
-    ap.add_argument("--protocol", choices=["direct", "cot", "both"], default="direct",
-                    help="direct: the six karma_* tasks; cot: the five karma-cot-* tasks; both")
+    ap.add_argument(
+        "--protocol",
+        choices=["direct", "cot", "both"],
+        default="direct",
+        help="direct: the six karma_* tasks; cot: the five karma-cot-* tasks; both",
+    )
     ap.add_argument("--repeats", type=int, default=3, help="per-task timings are the best of N runs")
     ap.add_argument("--workdir", type=Path, default=None)
     ap.add_argument("--json", type=Path, default=None, help="write the figures here")
@@ -174,15 +209,24 @@ def main() -> None:
     default = {"direct": TASKS, "cot": COT_TASKS, "both": TASKS + COT_TASKS}[args.protocol]
     tasks = [t for t in args.tasks.split(",") if t] if args.tasks else default
     model_dir = _build_model(args.size, args.arch, work / f"model-{args.arch}-{args.size}")
-    n_params = sum(p.numel() for p in __import__("transformers").AutoModelForCausalLM.from_pretrained(
-        model_dir).parameters())
+    n_params = sum(
+        p.numel() for p in __import__("transformers").AutoModelForCausalLM.from_pretrained(model_dir).parameters()
+    )
     hardware = _hardware(args.device)
-    console.print(f"model {model_dir} ({n_params / 1e6:.1f} M parameters), {hardware}, "
-                  f"data {os.environ['KARMA_DATA_DIR']}, limit {args.limit}")
+    console.print(
+        f"model {model_dir} ({n_params / 1e6:.1f} M parameters), {hardware}, "
+        f"data {os.environ['KARMA_DATA_DIR']}, limit {args.limit}"
+    )
 
     start = time.perf_counter()
-    [results] = evaluate_model(str(model_dir), tasks=tasks, output_path=work / "karma-eval", limit=args.limit,
-                               batch_size="auto", device=args.device)
+    [results] = evaluate_model(
+        str(model_dir),
+        tasks=tasks,
+        output_path=work / "karma-eval",
+        limit=args.limit,
+        batch_size="auto",
+        device=args.device,
+    )
     end_to_end = time.perf_counter() - start
     batch = _auto_batch_size(model_dir, args.device)
 
@@ -193,21 +237,49 @@ def main() -> None:
         row["ratio_vs_reference"] = row["tokens_per_s"] / ref
 
     table = Table(title=f"karma eval cost: {args.size} {args.arch}, {n_params / 1e6:.1f} M params, {hardware}")
-    for col in ("task", "items", "prompt tokens/item", "max_gen_toks", "gen tokens/item", "items/s", "tokens/s",
-                "generate() tokens/s", "karma / generate()"):
+    for col in (
+        "task",
+        "items",
+        "prompt tokens/item",
+        "max_gen_toks",
+        "gen tokens/item",
+        "items/s",
+        "tokens/s",
+        "generate() tokens/s",
+        "karma / generate()",
+    ):
         table.add_column(col, justify="left" if col == "task" else "right")
     for r in rows:
-        table.add_row(r["task"], str(r["items"]), f"{r['prompt_tokens_per_item']:.0f}", str(r["max_gen_toks"]),
-                      f"{r['tokens_per_item']:.1f}",
-                      f"{r['items_per_s']:.2f}", f"{r['tokens_per_s']:.0f}", f"{r['reference_tokens_per_s']:.0f}",
-                      f"{r['ratio_vs_reference']:.2f}")
+        table.add_row(
+            r["task"],
+            str(r["items"]),
+            f"{r['prompt_tokens_per_item']:.0f}",
+            str(r["max_gen_toks"]),
+            f"{r['tokens_per_item']:.1f}",
+            f"{r['items_per_s']:.2f}",
+            f"{r['tokens_per_s']:.0f}",
+            f"{r['reference_tokens_per_s']:.0f}",
+            f"{r['ratio_vs_reference']:.2f}",
+        )
     console.print(table)
     items = sum(r["items"] for r in rows)
-    console.print(f"end to end (`karma eval`, {len(tasks)} tasks, {items} items, incl. task indexing "
-                  f"and model load): {end_to_end:.1f} s; batch size chosen by auto: {batch}")
-    report = {"size": args.size, "arch": args.arch, "parameters": n_params, "hardware": hardware,
-              "device": args.device, "limit": args.limit, "repeats": args.repeats, "batch_size": batch,
-              "end_to_end_seconds": end_to_end, "end_to_end_items": items, "tasks": rows}
+    console.print(
+        f"end to end (`karma eval`, {len(tasks)} tasks, {items} items, incl. task indexing "
+        f"and model load): {end_to_end:.1f} s; batch size chosen by auto: {batch}"
+    )
+    report = {
+        "size": args.size,
+        "arch": args.arch,
+        "parameters": n_params,
+        "hardware": hardware,
+        "device": args.device,
+        "limit": args.limit,
+        "repeats": args.repeats,
+        "batch_size": batch,
+        "end_to_end_seconds": end_to_end,
+        "end_to_end_items": items,
+        "tasks": rows,
+    }
     if args.json:
         args.json.write_text(json.dumps(report, indent=2) + "\n")
         console.print(f"wrote {args.json}")

@@ -65,10 +65,17 @@ def _one(models: int, benchmarks: int) -> dict[str, float]:
     t0 = time.perf_counter()
     json.dumps(kin.to_dict())
     t_json = time.perf_counter() - t0
-    return {"models": models, "full_matrix": models <= FULL_MATRIX_LIMIT, "build_s": t_build,
-            "build_ratio": t_build / t_ref, "select4_us": t_sel * 1e6, "select4_ratio": t_sel / t_ref_sel,
-            **{f"pool_{m}_s": t for m, t in pool.items()}, "to_dict_json_s": t_json,
-            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    return {
+        "models": models,
+        "full_matrix": models <= FULL_MATRIX_LIMIT,
+        "build_s": t_build,
+        "build_ratio": t_build / t_ref,
+        "select4_us": t_sel * 1e6,
+        "select4_ratio": t_sel / t_ref_sel,
+        **{f"pool_{m}_s": t for m, t in pool.items()},
+        "to_dict_json_s": t_json,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
 
 
 def main() -> None:
@@ -81,16 +88,24 @@ def main() -> None:
         print(json.dumps(_one(args.one, args.benchmarks)))
         return
     print(f"machine: {platform.machine()}, {platform.processor() or 'cpu'}, numpy {np.__version__}")
-    print(f"{'models':>8} {'matrix':>6} {'build':>9} {'(x floor)':>9} {'select 4':>9} {'(x floor)':>9} "
-          f"{'pool score':>10} {'pool sim':>9} {'to_dict':>8} {'peak RSS':>9}")
+    print(
+        f"{'models':>8} {'matrix':>6} {'build':>9} {'(x floor)':>9} {'select 4':>9} {'(x floor)':>9} "
+        f"{'pool score':>10} {'pool sim':>9} {'to_dict':>8} {'peak RSS':>9}"
+    )
     for n in (int(s) for s in args.sizes.split(",")):
-        out = subprocess.run([sys.executable, __file__, "--one", str(n), "--benchmarks", str(args.benchmarks)],
-                             check=True, capture_output=True, text=True).stdout
+        out = subprocess.run(
+            [sys.executable, __file__, "--one", str(n), "--benchmarks", str(args.benchmarks)],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
         r = json.loads(out.strip().splitlines()[-1])
-        print(f"{r['models']:>8} {'full' if r['full_matrix'] else 'lazy':>6} {r['build_s'] * 1e3:7.0f}ms "
-              f"{r['build_ratio']:8.1f}x {r['select4_us']:7.1f}us {r['select4_ratio']:8.1f}x "
-              f"{r['pool_score_s'] * 1e3:8.0f}ms {r['pool_sim_s']:8.1f}s {r['to_dict_json_s']:7.2f}s "
-              f"{r['peak_rss_mb']:7.0f}MB")
+        print(
+            f"{r['models']:>8} {'full' if r['full_matrix'] else 'lazy':>6} {r['build_s'] * 1e3:7.0f}ms "
+            f"{r['build_ratio']:8.1f}x {r['select4_us']:7.1f}us {r['select4_ratio']:8.1f}x "
+            f"{r['pool_score_s'] * 1e3:8.0f}ms {r['pool_sim_s']:8.1f}s {r['to_dict_json_s']:7.2f}s "
+            f"{r['peak_rss_mb']:7.0f}MB"
+        )
 
 
 if __name__ == "__main__":

@@ -32,9 +32,8 @@ HALF_B = dict(hidden=1280, layers=32)
 
 def _build_model(out: Path, smoke: bool) -> tuple[Path, int]:
     import torch
-    from transformers import AutoModelForCausalLM
-
     from tiny_model import build_tiny_model
+    from transformers import AutoModelForCausalLM
 
     kw = {} if smoke else HALF_B
     path = build_tiny_model(out, **kw)
@@ -65,21 +64,41 @@ def run(model: Path, data: Path, out: Path, steps: int, warmup: int, precompute:
 
     cb = Tokens()
     t0 = time.perf_counter()
-    argv = ["--config", str(ROOT / "recipes/tiny/dpo.yaml"), "--model_name_or_path", str(model),
-            "--dataset_name", str(data), "--output_dir", str(out), "--max_steps", str(steps),
-            "--per_device_train_batch_size", "8", "--logging_steps", "5", "--max_length", "1024",
-            "--precompute_ref_log_probs", str(precompute).lower()]
+    argv = [
+        "--config",
+        str(ROOT / "recipes/tiny/dpo.yaml"),
+        "--model_name_or_path",
+        str(model),
+        "--dataset_name",
+        str(data),
+        "--output_dir",
+        str(out),
+        "--max_steps",
+        str(steps),
+        "--per_device_train_batch_size",
+        "8",
+        "--logging_steps",
+        "5",
+        "--max_length",
+        "1024",
+        "--precompute_ref_log_probs",
+        str(precompute).lower(),
+    ]
     if not smoke:
         argv += ["--bf16", "true", "--use_cpu", "false", "--dtype", "bfloat16"]
-    result = train("dpo", argv, callbacks=[cb])
+    train("dpo", argv, callbacks=[cb])
     (t_a, _), (t_b, _) = cb.stamps[warmup], cb.stamps[-1]
     after = [x for x in cb.logged if x[1] > warmup]  # TRL's num_tokens: cumulative non-padding tokens
     (l_a, s_a, n_a), (l_b, s_b, n_b) = after[0], after[-1]
-    return {"precompute_ref_log_probs": precompute, "steps_timed": len(cb.stamps) - 1 - warmup,
-            "tokens_per_s": (n_b - n_a) / (l_b - l_a) if l_b > l_a else None,
-            "tokens_window_steps": [s_a, s_b],
-            "steps_per_s": (len(cb.stamps) - 1 - warmup) / (t_b - t_a),
-            "init_s": cb.t_begin - t0, "total_s": time.perf_counter() - t0}
+    return {
+        "precompute_ref_log_probs": precompute,
+        "steps_timed": len(cb.stamps) - 1 - warmup,
+        "tokens_per_s": (n_b - n_a) / (l_b - l_a) if l_b > l_a else None,
+        "tokens_window_steps": [s_a, s_b],
+        "steps_per_s": (len(cb.stamps) - 1 - warmup) / (t_b - t_a),
+        "init_s": cb.t_begin - t0,
+        "total_s": time.perf_counter() - t0,
+    }
 
 
 def main() -> None:
@@ -91,7 +110,6 @@ def main() -> None:
     a = ap.parse_args()
 
     import torch
-
     from karma_set import write_karma_set
 
     if not a.smoke and not torch.cuda.is_available():
@@ -101,8 +119,12 @@ def main() -> None:
         model, n_params = _build_model(tmp / "model", a.smoke)
         data = write_karma_set(tmp / "set", modes=("score",), n_train=a.steps * 8, n_test=8)
         arms = [run(model, data, tmp / f"run-{p}", a.steps, a.warmup, p, a.smoke) for p in (False, True)]
-    out = {"params": n_params, "device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu",
-           "dtype": "float32 (smoke)" if a.smoke else "bfloat16", "arms": arms}
+    out = {
+        "params": n_params,
+        "device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu",
+        "dtype": "float32 (smoke)" if a.smoke else "bfloat16",
+        "arms": arms,
+    }
     print(json.dumps(out, indent=2))
     if a.json:
         a.json.parent.mkdir(parents=True, exist_ok=True)

@@ -54,14 +54,25 @@ def _timer():
 
 
 def _step_time(stamps: list[float], warmup: int) -> float:
-    gaps = [b - a for a, b in zip(stamps, stamps[1:])][warmup:]
+    gaps = [b - a for a, b in zip(stamps, stamps[1:], strict=False)][warmup:]
     return statistics.median(gaps)
 
 
 def _argv(model: Path, data: Path, out: Path, steps: int) -> list[str]:
-    return ["--config", str(ROOT / "recipes/tiny/dpo.yaml"), "--model_name_or_path", str(model),
-            "--dataset_name", str(data), "--output_dir", str(out), "--max_steps", str(steps),
-            "--logging_steps", "4"]
+    return [
+        "--config",
+        str(ROOT / "recipes/tiny/dpo.yaml"),
+        "--model_name_or_path",
+        str(model),
+        "--dataset_name",
+        str(data),
+        "--output_dir",
+        str(out),
+        "--max_steps",
+        str(steps),
+        "--logging_steps",
+        "4",
+    ]
 
 
 def run_karma(model: Path, data: Path, out: Path, steps: int) -> list[float]:
@@ -77,12 +88,12 @@ def run_plain(model: Path, data: Path, out: Path, steps: int) -> list[float]:
     from trl import DPOConfig, DPOTrainer, ModelConfig, ScriptArguments, TrlParser
 
     script, training, model_args = TrlParser((ScriptArguments, DPOConfig, ModelConfig)).parse_args_and_config(
-        _argv(model, data, out, steps))
+        _argv(model, data, out, steps)
+    )
     files = {"train": f"{script.dataset_config}/train-00000-of-00001.parquet"}
     train_ds = load_dataset(str(data), data_files=files)["train"]
     timer = _timer()
-    trainer = DPOTrainer(model=model_args.model_name_or_path, args=training, train_dataset=train_ds,
-                         callbacks=[timer])
+    trainer = DPOTrainer(model=model_args.model_name_or_path, args=training, train_dataset=train_ds, callbacks=[timer])
     trainer.train()
     trainer.save_model(training.output_dir)
     return timer.stamps
@@ -102,10 +113,9 @@ def main() -> None:
     import torch
     import transformers
     from datasets.utils.logging import disable_progress_bar
+    from karma_set import write_karma_set
     from rich.console import Console
     from rich.table import Table
-
-    from karma_set import write_karma_set
     from tiny_model import build_tiny_model
 
     torch.set_num_threads(a.threads)
@@ -127,30 +137,44 @@ def main() -> None:
                     stamps = fn(model, data, tmp / f"{arm}-{r}", a.steps)
                 walls[arm].append(time.perf_counter() - t0)
                 times[arm].append(_step_time(stamps, a.warmup))
-                console.log(f"round {r + 1}/{a.rounds} {arm}: step {times[arm][-1] * 1e3:.2f} ms, "
-                            f"run {walls[arm][-1]:.2f} s")
+                console.log(
+                    f"round {r + 1}/{a.rounds} {arm}: step {times[arm][-1] * 1e3:.2f} ms, run {walls[arm][-1]:.2f} s"
+                )
     med = {arm: statistics.median(v) for arm, v in times.items()}
-    paired = [k / p for k, p in zip(times["karma"], times["plain"])]
+    paired = [k / p for k, p in zip(times["karma"], times["plain"], strict=False)]
     result = {
-        "rounds": a.rounds, "steps": a.steps, "warmup_intervals_skipped": a.warmup, "torch_threads": a.threads,
+        "rounds": a.rounds,
+        "steps": a.steps,
+        "warmup_intervals_skipped": a.warmup,
+        "torch_threads": a.threads,
         "step_ms": {arm: [round(t * 1e3, 3) for t in v] for arm, v in times.items()},
         "median_step_ms": {arm: round(v * 1e3, 3) for arm, v in med.items()},
         "ratio_of_medians": round(med["karma"] / med["plain"], 4),
         "median_paired_ratio": round(statistics.median(paired), 4),
         "median_run_s": {arm: round(statistics.median(v), 2) for arm, v in walls.items()},
-        "hardware": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
-                     "python": platform.python_version(), "torch": torch.__version__,
-                     "transformers": transformers.__version__},
+        "hardware": {
+            "cpu": platform.processor() or platform.machine(),
+            "cores": os.cpu_count(),
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "transformers": transformers.__version__,
+        },
     }
     table = Table(title=f"karma train dpo vs plain DPOTrainer ({a.rounds} rounds x {a.steps} steps)")
     for col in ("arm", "median step ms", "per-run step ms", "median run s"):
         table.add_column(col, justify="right" if col != "arm" else "left")
     for arm in ("karma", "plain"):
-        table.add_row(arm, f"{result['median_step_ms'][arm]:.2f}",
-                      " ".join(f"{t:.1f}" for t in result["step_ms"][arm]), f"{result['median_run_s'][arm]:.2f}")
+        table.add_row(
+            arm,
+            f"{result['median_step_ms'][arm]:.2f}",
+            " ".join(f"{t:.1f}" for t in result["step_ms"][arm]),
+            f"{result['median_run_s'][arm]:.2f}",
+        )
     Console().print(table)
-    Console().print(f"step-time ratio karma/plain: [bold]{result['ratio_of_medians']:.3f}[/] (ratio of medians), "
-                    f"{result['median_paired_ratio']:.3f} (median of paired rounds); target <= 1.03")
+    Console().print(
+        f"step-time ratio karma/plain: [bold]{result['ratio_of_medians']:.3f}[/] (ratio of medians), "
+        f"{result['median_paired_ratio']:.3f} (median of paired rounds); target <= 1.03"
+    )
     if a.json:
         a.json.parent.mkdir(parents=True, exist_ok=True)
         a.json.write_text(json.dumps(result, indent=2) + "\n")

@@ -26,7 +26,6 @@ Usage:  python scripts/make_sample.py [--out karma_hf/data/ultrafeedback_sample.
 from __future__ import annotations
 
 import argparse
-import math
 import random
 import sys
 from pathlib import Path
@@ -41,19 +40,43 @@ N_REGULAR = 294  # plus the special rows below: ~300 instructions in all
 # --- models --------------------------------------------------------------------------------
 # completions per model in openbmb/UltraFeedback (non-empty), used as sampling weights.
 MODEL_COUNTS = {
-    "alpaca-7b": 16547, "bard": 8333, "falcon-40b-instruct": 16487, "gpt-3.5-turbo": 16561,
-    "gpt-4": 16518, "llama-2-13b-chat": 16632, "llama-2-70b-chat": 16570, "llama-2-7b-chat": 16768,
-    "mpt-30b-chat": 16560, "pythia-12b": 833, "starchat": 13977, "ultralm-13b": 16568,
-    "ultralm-65b": 16639, "vicuna-33b": 16730, "wizardlm-13b": 16787, "wizardlm-70b": 16518,
+    "alpaca-7b": 16547,
+    "bard": 8333,
+    "falcon-40b-instruct": 16487,
+    "gpt-3.5-turbo": 16561,
+    "gpt-4": 16518,
+    "llama-2-13b-chat": 16632,
+    "llama-2-70b-chat": 16570,
+    "llama-2-7b-chat": 16768,
+    "mpt-30b-chat": 16560,
+    "pythia-12b": 833,
+    "starchat": 13977,
+    "ultralm-13b": 16568,
+    "ultralm-65b": 16639,
+    "vicuna-33b": 16730,
+    "wizardlm-13b": 16787,
+    "wizardlm-70b": 16518,
     "wizardlm-7b": 16584,
 }
 # S_pref of the KARMA paper (Table 3, "Average"); ultralm-65b has no scores in the paper, the
 # generator gives it a plausible strength for writing its responses only.
 S_PREF = {
-    "gpt-4": 0.99, "gpt-3.5-turbo": 0.77, "bard": 0.86, "llama-2-7b-chat": 0.41,
-    "llama-2-13b-chat": 0.45, "llama-2-70b-chat": 0.58, "ultralm-13b": 0.40, "wizardlm-7b": 0.34,
-    "wizardlm-13b": 0.45, "wizardlm-70b": 0.58, "vicuna-33b": 0.57, "alpaca-7b": 0.16,
-    "falcon-40b-instruct": 0.47, "mpt-30b-chat": 0.38, "starchat": 0.05, "pythia-12b": 0.07,
+    "gpt-4": 0.99,
+    "gpt-3.5-turbo": 0.77,
+    "bard": 0.86,
+    "llama-2-7b-chat": 0.41,
+    "llama-2-13b-chat": 0.45,
+    "llama-2-70b-chat": 0.58,
+    "ultralm-13b": 0.40,
+    "wizardlm-7b": 0.34,
+    "wizardlm-13b": 0.45,
+    "wizardlm-70b": 0.58,
+    "vicuna-33b": 0.57,
+    "alpaca-7b": 0.16,
+    "falcon-40b-instruct": 0.47,
+    "mpt-30b-chat": 0.38,
+    "starchat": 0.05,
+    "pythia-12b": 0.07,
 }
 STRENGTH = {**S_PREF, "ultralm-65b": 0.55}
 # Table 3 raw benchmark scores (IFEval, MMLU-STEM, MMLU-Pro, HellaSwag, ARC-e, ARC-c): only used
@@ -78,8 +101,18 @@ TABLE3 = {
 }
 
 # Writing habits per model family (probabilities / counts); strength adds on top of these.
-STYLE_DEFAULT = dict(preamble=0.2, closing=0.15, hedge=0.15, refusal=0.01, ai_disclaimer=0.05,
-                     header=0.0, bold=0.0, fence=0.0, off_topic=0.0, repeat=0.0)
+STYLE_DEFAULT = dict(
+    preamble=0.2,
+    closing=0.15,
+    hedge=0.15,
+    refusal=0.01,
+    ai_disclaimer=0.05,
+    header=0.0,
+    bold=0.0,
+    fence=0.0,
+    off_topic=0.0,
+    repeat=0.0,
+)
 STYLE = {
     "gpt-4": dict(header=0.55, bold=0.55, fence=1.0, preamble=0.1, closing=0.1),
     "gpt-3.5-turbo": dict(header=0.25, bold=0.35, fence=0.95, ai_disclaimer=0.2, hedge=0.25),
@@ -102,12 +135,23 @@ STYLE = {
 
 # --- sources and instructions --------------------------------------------------------------
 SOURCE_WEIGHTS = {  # roughly the per-source row shares of UltraFeedback
-    "sharegpt": 19949, "flan_v2_niv2": 9000, "evol_instruct": 10000, "ultrachat": 9929,
-    "flan_v2_cot": 3000, "flan_v2_p3": 2000, "flan_v2_flan2021": 1000, "false_qa": 2339,
+    "sharegpt": 19949,
+    "flan_v2_niv2": 9000,
+    "evol_instruct": 10000,
+    "ultrachat": 9929,
+    "flan_v2_cot": 3000,
+    "flan_v2_p3": 2000,
+    "flan_v2_flan2021": 1000,
+    "false_qa": 2339,
     "truthful_qa": 811,
 }
-PRINCIPLES = {"helpfulness": 160332, "truthfulness": 39649, "verbalized_calibration": 28279,
-              "honesty": 20130, "harmlessness": 7222}
+PRINCIPLES = {
+    "helpfulness": 160332,
+    "truthfulness": 39649,
+    "verbalized_calibration": 28279,
+    "honesty": 20130,
+    "harmlessness": 7222,
+}
 SYSTEM_PROMPTS = {
     "helpfulness": [
         "As an AI assistant, provide not just answers but also spark curiosity. Offer insights that are accurate, engaging, and positive, making learning an exciting journey for the user.",
@@ -131,12 +175,32 @@ SYSTEM_PROMPTS = {
 }
 
 TOPICS = [
-    "time management", "remote work", "learning a new language", "public speaking", "saving money",
-    "home gardening", "marathon training", "writing a resume", "sleep hygiene", "meal planning",
-    "starting a podcast", "reducing plastic waste", "onboarding new employees", "code reviews",
-    "negotiating a salary", "studying for exams", "photography at night", "caring for a puppy",
-    "running effective meetings", "learning to play guitar", "job interviews", "budget travel",
-    "customer support", "writing documentation", "data backups", "password security",
+    "time management",
+    "remote work",
+    "learning a new language",
+    "public speaking",
+    "saving money",
+    "home gardening",
+    "marathon training",
+    "writing a resume",
+    "sleep hygiene",
+    "meal planning",
+    "starting a podcast",
+    "reducing plastic waste",
+    "onboarding new employees",
+    "code reviews",
+    "negotiating a salary",
+    "studying for exams",
+    "photography at night",
+    "caring for a puppy",
+    "running effective meetings",
+    "learning to play guitar",
+    "job interviews",
+    "budget travel",
+    "customer support",
+    "writing documentation",
+    "data backups",
+    "password security",
 ]
 CONCEPTS = [
     ("photosynthesis", "plants turn light, water and carbon dioxide into sugar and oxygen"),
@@ -159,90 +223,230 @@ CONCEPTS = [
     ("the French Revolution", "the 1789-1799 upheaval that ended absolute monarchy in France"),
 ]
 COMPARISONS = [
-    ("TCP", "UDP"), ("Python lists", "tuples"), ("stocks", "bonds"), ("RAM", "storage"),
-    ("weather", "climate"), ("a virus", "a bacterium"), ("SQL", "NoSQL databases"),
-    ("renting", "buying a home"), ("machine learning", "traditional programming"),
-    ("espresso", "drip coffee"), ("git merge", "git rebase"), ("aerobic", "anaerobic exercise"),
+    ("TCP", "UDP"),
+    ("Python lists", "tuples"),
+    ("stocks", "bonds"),
+    ("RAM", "storage"),
+    ("weather", "climate"),
+    ("a virus", "a bacterium"),
+    ("SQL", "NoSQL databases"),
+    ("renting", "buying a home"),
+    ("machine learning", "traditional programming"),
+    ("espresso", "drip coffee"),
+    ("git merge", "git rebase"),
+    ("aerobic", "anaerobic exercise"),
 ]
 CODE_TASKS = [
     ("reverses a string", "reverse_string", "s", "return s[::-1]", "reverse_string('karma')", "'amrak'"),
-    ("checks whether a string is a palindrome", "is_palindrome", "s",
-     "cleaned = ''.join(ch.lower() for ch in s if ch.isalnum())\n    return cleaned == cleaned[::-1]",
-     "is_palindrome('A man, a plan, a canal: Panama')", "True"),
-    ("returns the n-th Fibonacci number", "fibonacci", "n",
-     "a, b = 0, 1\n    for _ in range(n):\n        a, b = b, a + b\n    return a", "fibonacci(10)", "55"),
-    ("counts the words in a sentence", "count_words", "sentence", "return len(sentence.split())",
-     "count_words('the quick brown fox')", "4"),
-    ("removes duplicates from a list while keeping the order", "dedupe", "items",
-     "seen = set()\n    out = []\n    for item in items:\n        if item not in seen:\n            seen.add(item)\n            out.append(item)\n    return out",
-     "dedupe([3, 1, 3, 2, 1])", "[3, 1, 2]"),
-    ("checks whether a number is prime", "is_prime", "n",
-     "if n < 2:\n        return False\n    i = 2\n    while i * i <= n:\n        if n % i == 0:\n            return False\n        i += 1\n    return True",
-     "is_prime(29)", "True"),
-    ("computes the factorial of n", "factorial", "n",
-     "result = 1\n    for k in range(2, n + 1):\n        result *= k\n    return result", "factorial(5)", "120"),
-    ("converts Celsius to Fahrenheit", "celsius_to_fahrenheit", "celsius",
-     "return celsius * 9 / 5 + 32", "celsius_to_fahrenheit(100)", "212.0"),
-    ("sums the digits of an integer", "digit_sum", "n", "return sum(int(d) for d in str(abs(n)))",
-     "digit_sum(4096)", "19"),
-    ("flattens a nested list one level deep", "flatten", "nested",
-     "return [x for sub in nested for x in sub]", "flatten([[1, 2], [3], [4, 5]])", "[1, 2, 3, 4, 5]"),
-    ("finds the largest element of a list without using max()", "largest", "values",
-     "best = values[0]\n    for v in values[1:]:\n        if v > best:\n            best = v\n    return best",
-     "largest([4, 9, 2])", "9"),
-    ("counts how often each character occurs in a string", "char_counts", "text",
-     "counts = {}\n    for ch in text:\n        counts[ch] = counts.get(ch, 0) + 1\n    return counts",
-     "char_counts('aab')", "{'a': 2, 'b': 1}"),
+    (
+        "checks whether a string is a palindrome",
+        "is_palindrome",
+        "s",
+        "cleaned = ''.join(ch.lower() for ch in s if ch.isalnum())\n    return cleaned == cleaned[::-1]",
+        "is_palindrome('A man, a plan, a canal: Panama')",
+        "True",
+    ),
+    (
+        "returns the n-th Fibonacci number",
+        "fibonacci",
+        "n",
+        "a, b = 0, 1\n    for _ in range(n):\n        a, b = b, a + b\n    return a",
+        "fibonacci(10)",
+        "55",
+    ),
+    (
+        "counts the words in a sentence",
+        "count_words",
+        "sentence",
+        "return len(sentence.split())",
+        "count_words('the quick brown fox')",
+        "4",
+    ),
+    (
+        "removes duplicates from a list while keeping the order",
+        "dedupe",
+        "items",
+        "seen = set()\n    out = []\n    for item in items:\n        if item not in seen:\n            seen.add(item)\n            out.append(item)\n    return out",
+        "dedupe([3, 1, 3, 2, 1])",
+        "[3, 1, 2]",
+    ),
+    (
+        "checks whether a number is prime",
+        "is_prime",
+        "n",
+        "if n < 2:\n        return False\n    i = 2\n    while i * i <= n:\n        if n % i == 0:\n            return False\n        i += 1\n    return True",
+        "is_prime(29)",
+        "True",
+    ),
+    (
+        "computes the factorial of n",
+        "factorial",
+        "n",
+        "result = 1\n    for k in range(2, n + 1):\n        result *= k\n    return result",
+        "factorial(5)",
+        "120",
+    ),
+    (
+        "converts Celsius to Fahrenheit",
+        "celsius_to_fahrenheit",
+        "celsius",
+        "return celsius * 9 / 5 + 32",
+        "celsius_to_fahrenheit(100)",
+        "212.0",
+    ),
+    (
+        "sums the digits of an integer",
+        "digit_sum",
+        "n",
+        "return sum(int(d) for d in str(abs(n)))",
+        "digit_sum(4096)",
+        "19",
+    ),
+    (
+        "flattens a nested list one level deep",
+        "flatten",
+        "nested",
+        "return [x for sub in nested for x in sub]",
+        "flatten([[1, 2], [3], [4, 5]])",
+        "[1, 2, 3, 4, 5]",
+    ),
+    (
+        "finds the largest element of a list without using max()",
+        "largest",
+        "values",
+        "best = values[0]\n    for v in values[1:]:\n        if v > best:\n            best = v\n    return best",
+        "largest([4, 9, 2])",
+        "9",
+    ),
+    (
+        "counts how often each character occurs in a string",
+        "char_counts",
+        "text",
+        "counts = {}\n    for ch in text:\n        counts[ch] = counts.get(ch, 0) + 1\n    return counts",
+        "char_counts('aab')",
+        "{'a': 2, 'b': 1}",
+    ),
 ]
-CODE_LEADS = ["Write a Python function that {task}.", "Implement a Python function that {task}. Include an example.",
-              "Can you show me how to write a function in Python that {task}?",
-              "I need a Python function that {task}. Please explain how it works."]
+CODE_LEADS = [
+    "Write a Python function that {task}.",
+    "Implement a Python function that {task}. Include an example.",
+    "Can you show me how to write a function in Python that {task}?",
+    "I need a Python function that {task}. Please explain how it works.",
+]
 MATH_TEMPLATES = [
-    ("A baker makes {a} loaves of bread each day for {b} days and sells {c} of them. How many loaves are left?",
-     lambda a, b, c: a * b - c),
-    ("Tom has {a} marbles. He buys {b} bags with {c} marbles each. How many marbles does he have now?",
-     lambda a, b, c: a + b * c),
-    ("A train travels {a} km per hour for {b} hours, then {c} km more. How far does it travel in total?",
-     lambda a, b, c: a * b + c),
-    ("There are {a} students in each of {b} classes. {c} students are absent. How many are present?",
-     lambda a, b, c: a * b - c),
+    (
+        "A baker makes {a} loaves of bread each day for {b} days and sells {c} of them. How many loaves are left?",
+        lambda a, b, c: a * b - c,
+    ),
+    (
+        "Tom has {a} marbles. He buys {b} bags with {c} marbles each. How many marbles does he have now?",
+        lambda a, b, c: a + b * c,
+    ),
+    (
+        "A train travels {a} km per hour for {b} hours, then {c} km more. How far does it travel in total?",
+        lambda a, b, c: a * b + c,
+    ),
+    (
+        "There are {a} students in each of {b} classes. {c} students are absent. How many are present?",
+        lambda a, b, c: a * b - c,
+    ),
 ]
-REVIEW_ITEMS = ["headphones", "blender", "backpack", "laptop stand", "coffee grinder", "desk lamp", "phone case",
-                "running shoes", "novel", "hotel stay", "pizza place", "yoga mat", "electric kettle", "winter jacket",
-                "board game", "vacuum cleaner", "webcam", "rain boots"]
-REVIEW_POS = ["Works exactly as described and feels sturdy.", "Great value for the price, I would buy it again.",
-              "Setup took five minutes and the quality is excellent.", "My whole family loves it.",
-              "Arrived early and exceeded my expectations.", "Comfortable, well made and looks great."]
-REVIEW_NEG = ["Stopped working after two weeks and support never answered.", "Cheap material that broke on the first day.",
-              "Arrived late, the box was crushed and parts were missing.", "Not worth half the price, very disappointing.",
-              "The description was misleading and it does not fit.", "Noisy, slow and hard to clean."]
+REVIEW_ITEMS = [
+    "headphones",
+    "blender",
+    "backpack",
+    "laptop stand",
+    "coffee grinder",
+    "desk lamp",
+    "phone case",
+    "running shoes",
+    "novel",
+    "hotel stay",
+    "pizza place",
+    "yoga mat",
+    "electric kettle",
+    "winter jacket",
+    "board game",
+    "vacuum cleaner",
+    "webcam",
+    "rain boots",
+]
+REVIEW_POS = [
+    "Works exactly as described and feels sturdy.",
+    "Great value for the price, I would buy it again.",
+    "Setup took five minutes and the quality is excellent.",
+    "My whole family loves it.",
+    "Arrived early and exceeded my expectations.",
+    "Comfortable, well made and looks great.",
+]
+REVIEW_NEG = [
+    "Stopped working after two weeks and support never answered.",
+    "Cheap material that broke on the first day.",
+    "Arrived late, the box was crushed and parts were missing.",
+    "Not worth half the price, very disappointing.",
+    "The description was misleading and it does not fit.",
+    "Noisy, slow and hard to clean.",
+]
 PASSAGES = [
-    ("The Amazon River carries more water than any other river in the world. It flows through Peru, Colombia and Brazil before reaching the Atlantic Ocean.",
-     "Which ocean does the Amazon flow into?", "The Atlantic Ocean"),
-    ("Marie Curie was the first person to win Nobel Prizes in two different sciences: physics in 1903 and chemistry in 1911.",
-     "In which year did Marie Curie win the Nobel Prize in chemistry?", "1911"),
-    ("Honeybees communicate the location of flowers through a 'waggle dance' whose angle indicates the direction relative to the sun.",
-     "What does the angle of the waggle dance indicate?", "The direction of the flowers relative to the sun"),
-    ("The Great Wall of China was built over many centuries, with most of the surviving wall dating from the Ming dynasty.",
-     "Which dynasty built most of the surviving Great Wall?", "The Ming dynasty"),
-    ("Mount Kilimanjaro in Tanzania is the highest mountain in Africa, rising about 5,895 metres above sea level.",
-     "How high is Mount Kilimanjaro?", "About 5,895 metres"),
-    ("Octopuses have three hearts: two pump blood through the gills and one pumps it through the rest of the body.",
-     "How many hearts does an octopus have?", "Three"),
+    (
+        "The Amazon River carries more water than any other river in the world. It flows through Peru, Colombia and Brazil before reaching the Atlantic Ocean.",
+        "Which ocean does the Amazon flow into?",
+        "The Atlantic Ocean",
+    ),
+    (
+        "Marie Curie was the first person to win Nobel Prizes in two different sciences: physics in 1903 and chemistry in 1911.",
+        "In which year did Marie Curie win the Nobel Prize in chemistry?",
+        "1911",
+    ),
+    (
+        "Honeybees communicate the location of flowers through a 'waggle dance' whose angle indicates the direction relative to the sun.",
+        "What does the angle of the waggle dance indicate?",
+        "The direction of the flowers relative to the sun",
+    ),
+    (
+        "The Great Wall of China was built over many centuries, with most of the surviving wall dating from the Ming dynasty.",
+        "Which dynasty built most of the surviving Great Wall?",
+        "The Ming dynasty",
+    ),
+    (
+        "Mount Kilimanjaro in Tanzania is the highest mountain in Africa, rising about 5,895 metres above sea level.",
+        "How high is Mount Kilimanjaro?",
+        "About 5,895 metres",
+    ),
+    (
+        "Octopuses have three hearts: two pump blood through the gills and one pumps it through the rest of the body.",
+        "How many hearts does an octopus have?",
+        "Three",
+    ),
 ]
 FALSE_PREMISES = [
     ("Why do fish have lungs instead of gills?", "Most fish breathe with gills, not lungs"),
     ("How many legs does a snake use to climb trees?", "Snakes have no legs; they climb by gripping with their body"),
-    ("When did Albert Einstein win the Nobel Prize for the theory of relativity?", "Einstein won the 1921 Nobel Prize for the photoelectric effect, not for relativity"),
+    (
+        "When did Albert Einstein win the Nobel Prize for the theory of relativity?",
+        "Einstein won the 1921 Nobel Prize for the photoelectric effect, not for relativity",
+    ),
     ("Why is the Sun colder than the Moon?", "The Sun is far hotter than the Moon"),
     ("What color are the feathers of a cat?", "Cats have fur, not feathers"),
-    ("Which planet is closer to the Sun, Mercury or the Sun itself?", "The question compares the Sun with itself; Mercury is the closest planet to the Sun"),
-    ("How long does it take for a rock to grow into a tree?", "Rocks are not living things and cannot grow into trees"),
+    (
+        "Which planet is closer to the Sun, Mercury or the Sun itself?",
+        "The question compares the Sun with itself; Mercury is the closest planet to the Sun",
+    ),
+    (
+        "How long does it take for a rock to grow into a tree?",
+        "Rocks are not living things and cannot grow into trees",
+    ),
     ("Why did the Roman Empire use smartphones for communication?", "Smartphones did not exist in the Roman era"),
     ("What is the boiling point of water on the Sun's surface?", "Liquid water cannot exist on the Sun's surface"),
     ("How many wings does a dolphin have?", "Dolphins have no wings; they have flippers and a dorsal fin"),
-    ("Why do penguins migrate to the North Pole every winter?", "Wild penguins live in the Southern Hemisphere and do not migrate to the North Pole"),
-    ("Which ocean lies between Paris and Berlin?", "No ocean lies between Paris and Berlin; they are connected by land"),
+    (
+        "Why do penguins migrate to the North Pole every winter?",
+        "Wild penguins live in the Southern Hemisphere and do not migrate to the North Pole",
+    ),
+    (
+        "Which ocean lies between Paris and Berlin?",
+        "No ocean lies between Paris and Berlin; they are connected by land",
+    ),
     ("Why do trees walk to find water?", "Trees cannot walk; their roots grow towards water"),
     ("How many moons does the Sun have?", "The Sun has no moons; moons orbit planets"),
     ("When did Shakespeare write his first computer program?", "Shakespeare lived centuries before computers existed"),
@@ -251,28 +455,65 @@ FALSE_PREMISES = [
     ("How fast can a turtle fly?", "Turtles cannot fly"),
 ]
 MISCONCEPTIONS = [
-    ("What happens if you swallow gum?", ["It passes through your digestive system", "Nothing much; it is excreted"],
-     ["It stays in your stomach for seven years", "It sticks to your intestines forever"]),
-    ("What happens if you crack your knuckles a lot?", ["Nothing in particular; it does not cause arthritis"],
-     ["You will get arthritis", "Your joints will wear out"]),
-    ("Do we only use 10% of our brains?", ["No, virtually all of the brain is active over a day"],
-     ["Yes, we only use 10% of our brains"]),
-    ("Can you see the Great Wall of China from space with the naked eye?", ["No, it is too narrow to see from orbit with the naked eye"],
-     ["Yes, it is the only man-made structure visible from space"]),
-    ("Does lightning never strike the same place twice?", ["No, lightning often strikes the same place repeatedly"],
-     ["Yes, lightning never strikes the same place twice"]),
-    ("Do goldfish have a three-second memory?", ["No, goldfish can remember things for months"],
-     ["Yes, goldfish forget everything after three seconds"]),
-    ("Is it dangerous to wake a sleepwalker?", ["No, it is not dangerous, though they may be confused"],
-     ["Yes, waking a sleepwalker can kill them", "Yes, it causes a heart attack"]),
-    ("Did Vikings wear horned helmets?", ["No, there is no evidence Vikings wore horned helmets in battle"],
-     ["Yes, Vikings wore horned helmets"]),
+    (
+        "What happens if you swallow gum?",
+        ["It passes through your digestive system", "Nothing much; it is excreted"],
+        ["It stays in your stomach for seven years", "It sticks to your intestines forever"],
+    ),
+    (
+        "What happens if you crack your knuckles a lot?",
+        ["Nothing in particular; it does not cause arthritis"],
+        ["You will get arthritis", "Your joints will wear out"],
+    ),
+    (
+        "Do we only use 10% of our brains?",
+        ["No, virtually all of the brain is active over a day"],
+        ["Yes, we only use 10% of our brains"],
+    ),
+    (
+        "Can you see the Great Wall of China from space with the naked eye?",
+        ["No, it is too narrow to see from orbit with the naked eye"],
+        ["Yes, it is the only man-made structure visible from space"],
+    ),
+    (
+        "Does lightning never strike the same place twice?",
+        ["No, lightning often strikes the same place repeatedly"],
+        ["Yes, lightning never strikes the same place twice"],
+    ),
+    (
+        "Do goldfish have a three-second memory?",
+        ["No, goldfish can remember things for months"],
+        ["Yes, goldfish forget everything after three seconds"],
+    ),
+    (
+        "Is it dangerous to wake a sleepwalker?",
+        ["No, it is not dangerous, though they may be confused"],
+        ["Yes, waking a sleepwalker can kill them", "Yes, it causes a heart attack"],
+    ),
+    (
+        "Did Vikings wear horned helmets?",
+        ["No, there is no evidence Vikings wore horned helmets in battle"],
+        ["Yes, Vikings wore horned helmets"],
+    ),
 ]
-POEM_SUBJECTS = ["the sea at dawn", "an old library", "autumn rain", "a city at night", "a lighthouse",
-                 "the first snow", "a forgotten garden", "a train journey"]
-EMAIL_CASES = [("my landlord", "a broken heater"), ("my manager", "working from home on Fridays"),
-               ("a client", "a delayed delivery"), ("my professor", "an extension for my essay"),
-               ("the HR team", "a mistake on my payslip"), ("a colleague", "reviewing my pull request")]
+POEM_SUBJECTS = [
+    "the sea at dawn",
+    "an old library",
+    "autumn rain",
+    "a city at night",
+    "a lighthouse",
+    "the first snow",
+    "a forgotten garden",
+    "a train journey",
+]
+EMAIL_CASES = [
+    ("my landlord", "a broken heater"),
+    ("my manager", "working from home on Fridays"),
+    ("a client", "a delayed delivery"),
+    ("my professor", "an extension for my essay"),
+    ("the HR team", "a mistake on my payslip"),
+    ("a colleague", "reviewing my pull request"),
+]
 
 POINTS = [
     "Set a clear goal for {t} and write down why it matters to you.",
@@ -308,27 +549,55 @@ ELABORATIONS = [
     "A friend or colleague can help you stay accountable here.",
     "This also makes it easier to explain your progress to others.",
 ]
-HEDGES = ["It may depend on your situation, so", "Generally speaking,", "It is important to note that this might vary, and",
-          "I'm not entirely sure, but", "In some cases this could be different, so"]
-PREAMBLES = ["Sure, I'd be happy to help!", "Great question!", "Certainly! Here is what you need to know.",
-             "Of course!", "Thank you for your question."]
-CLOSINGS = ["I hope this helps! Let me know if you have any other questions.",
-            "Feel free to ask if you need more details.", "Good luck!",
-            "Let me know if there is anything else I can help you with."]
-AI_DISCLAIMERS = ["As an AI language model, I don't have personal experiences, but",
-                  "As an AI, I cannot give professional advice; however,"]
-REFUSALS = ["I'm sorry, but I cannot help with that request. It is not appropriate for me to provide this kind of information.",
-            "I apologize, but I'm not able to answer this question as it may be harmful or misleading. Is there something else I can help you with?",
-            "I'm sorry, I cannot fulfill this request. As a responsible AI language model, I must point out that the question may not be safe."]
-OFF_TOPIC = ["I like to go to the park on weekends with my friends.",
-             "The weather today is sunny and warm, perfect for a walk.",
-             "### Instruction:\nWrite a story about a dog.\n\n### Response:\nOnce upon a time there was a dog.",
-             "<nooutput>"]
+HEDGES = [
+    "It may depend on your situation, so",
+    "Generally speaking,",
+    "It is important to note that this might vary, and",
+    "I'm not entirely sure, but",
+    "In some cases this could be different, so",
+]
+PREAMBLES = [
+    "Sure, I'd be happy to help!",
+    "Great question!",
+    "Certainly! Here is what you need to know.",
+    "Of course!",
+    "Thank you for your question.",
+]
+CLOSINGS = [
+    "I hope this helps! Let me know if you have any other questions.",
+    "Feel free to ask if you need more details.",
+    "Good luck!",
+    "Let me know if there is anything else I can help you with.",
+]
+AI_DISCLAIMERS = [
+    "As an AI language model, I don't have personal experiences, but",
+    "As an AI, I cannot give professional advice; however,",
+]
+REFUSALS = [
+    "I'm sorry, but I cannot help with that request. It is not appropriate for me to provide this kind of information.",
+    "I apologize, but I'm not able to answer this question as it may be harmful or misleading. Is there something else I can help you with?",
+    "I'm sorry, I cannot fulfill this request. As a responsible AI language model, I must point out that the question may not be safe.",
+]
+OFF_TOPIC = [
+    "I like to go to the park on weekends with my friends.",
+    "The weather today is sunny and warm, perfect for a walk.",
+    "### Instruction:\nWrite a story about a dog.\n\n### Response:\nOnce upon a time there was a dog.",
+    "<nooutput>",
+]
 
 
-CONSTRAINTS = ["Keep it under 150 words.", "Use simple language.", "Give one concrete example.",
-               "Assume I am a complete beginner.", "Answer in a friendly tone.", "Mention one common mistake.",
-               "Be specific.", "Focus on the most important points.", "Answer in one paragraph.", "Explain your reasoning."]
+CONSTRAINTS = [
+    "Keep it under 150 words.",
+    "Use simple language.",
+    "Give one concrete example.",
+    "Assume I am a complete beginner.",
+    "Answer in a friendly tone.",
+    "Mention one common mistake.",
+    "Be specific.",
+    "Focus on the most important points.",
+    "Answer in one paragraph.",
+    "Explain your reasoning.",
+]
 
 
 # --- instruction generation ----------------------------------------------------------------
@@ -352,27 +621,40 @@ def _base_instruction(rng: random.Random, source: str, n: int) -> dict:
         tpl, fn = MATH_TEMPLATES[n % len(MATH_TEMPLATES)]
         a, b, c = rng.randint(3, 40), rng.randint(2, 9), rng.randint(1, 30)
         text = tpl.format(a=a, b=b, c=c)
-        return dict(kind="math", text=f"Q: {text}\nA: Let's think step by step.", topic="arithmetic",
-                    answer=str(fn(a, b, c)), nums=(a, b, c))
+        return dict(
+            kind="math",
+            text=f"Q: {text}\nA: Let's think step by step.",
+            topic="arithmetic",
+            answer=str(fn(a, b, c)),
+            nums=(a, b, c),
+        )
     if source == "flan_v2_niv2":
         item = REVIEW_ITEMS[n % len(REVIEW_ITEMS)]
         label = rng.choice(["Positive", "Negative"])
         phrase = rng.choice(REVIEW_POS if label == "Positive" else REVIEW_NEG)
         review = f"Bought the {item} {rng.choice(['last month', 'for my sister', 'on sale', 'two weeks ago', 'as a gift'])}. {phrase}"
         style = rng.choice(["product review", "customer review", "short review"])
-        text = (f"Detailed Instructions: In this task, you are given a {style}. Your task is to classify it as "
-                f"\"Positive\" or \"Negative\" based on its content.\nQ: {review}\nA:")
+        text = (
+            f"Detailed Instructions: In this task, you are given a {style}. Your task is to classify it as "
+            f'"Positive" or "Negative" based on its content.\nQ: {review}\nA:'
+        )
         return dict(kind="classify", text=text, topic="sentiment", answer=label)
     if source in ("flan_v2_p3", "flan_v2_flan2021"):
         passage, q, a = PASSAGES[n % len(PASSAGES)]
-        lead = "Read the following paragraph and answer the question." if source == "flan_v2_p3" else "Answer the question based on the context."
+        lead = (
+            "Read the following paragraph and answer the question."
+            if source == "flan_v2_p3"
+            else "Answer the question based on the context."
+        )
         return dict(kind="passage", text=f"{lead}\n\nContext: {passage}\n\nQuestion: {q}", topic="reading", answer=a)
     if source == "false_qa":
         q, fact = FALSE_PREMISES[n % len(FALSE_PREMISES)]
         return dict(kind="false_premise", text=q, topic="premise", answer=fact)
     if source == "truthful_qa":
         q, correct, incorrect = MISCONCEPTIONS[n % len(MISCONCEPTIONS)]
-        return dict(kind="misconception", text=q, topic="myth", answer=correct[0], correct=correct, incorrect=incorrect)
+        return dict(
+            kind="misconception", text=q, topic="myth", answer=correct[0], correct=correct, incorrect=incorrect
+        )
     if source == "evol_instruct":
         r = n % 4
         if r in (0, 1):
@@ -382,29 +664,53 @@ def _base_instruction(rng: random.Random, source: str, n: int) -> dict:
         if r == 2:
             concept, gist = CONCEPTS[n % len(CONCEPTS)]
             words = rng.choice([100, 150, 200])
-            return dict(kind="explain", text=f"Explain {concept} to a high-school student in no more than {words} words, "
-                        f"and give one real-world example.", topic=concept, answer=gist)
+            return dict(
+                kind="explain",
+                text=f"Explain {concept} to a high-school student in no more than {words} words, "
+                f"and give one real-world example.",
+                topic=concept,
+                answer=gist,
+            )
         subj = POEM_SUBJECTS[n % len(POEM_SUBJECTS)]
-        return dict(kind="creative", text=f"Write a short poem about {subj} that uses at least one metaphor.", topic=subj)
+        return dict(
+            kind="creative", text=f"Write a short poem about {subj} that uses at least one metaphor.", topic=subj
+        )
     if source == "ultrachat":
         r = n % 3
         if r == 0:
             concept, gist = CONCEPTS[(n + 5) % len(CONCEPTS)]
-            return dict(kind="explain", text=f"Can you explain how {concept} works and why it is important?", topic=concept, answer=gist)
+            return dict(
+                kind="explain",
+                text=f"Can you explain how {concept} works and why it is important?",
+                topic=concept,
+                answer=gist,
+            )
         if r == 1:
             t = TOPICS[n % len(TOPICS)]
-            return dict(kind="tips", text=f"What are the most effective strategies for {t}? Please give practical advice.", topic=t)
+            return dict(
+                kind="tips",
+                text=f"What are the most effective strategies for {t}? Please give practical advice.",
+                topic=t,
+            )
         a, b = COMPARISONS[n % len(COMPARISONS)]
-        return dict(kind="compare", text=f"Write a detailed comparison of {a} and {b}, covering their main differences and when to use each.",
-                    topic=f"{a} and {b}", pair=(a, b))
+        return dict(
+            kind="compare",
+            text=f"Write a detailed comparison of {a} and {b}, covering their main differences and when to use each.",
+            topic=f"{a} and {b}",
+            pair=(a, b),
+        )
     # sharegpt
     r = n % 5
     if r == 0:
         who, what = EMAIL_CASES[n % len(EMAIL_CASES)]
-        return dict(kind="email", text=f"write an email to {who} about {what}. keep it polite but firm", topic=what, who=who)
+        return dict(
+            kind="email", text=f"write an email to {who} about {what}. keep it polite but firm", topic=what, who=who
+        )
     if r == 1:
         a, b = COMPARISONS[(n + 3) % len(COMPARISONS)]
-        return dict(kind="compare", text=f"what is the difference between {a} and {b}?", topic=f"{a} and {b}", pair=(a, b))
+        return dict(
+            kind="compare", text=f"what is the difference between {a} and {b}?", topic=f"{a} and {b}", pair=(a, b)
+        )
     if r == 2:
         t = TOPICS[(n + 11) % len(TOPICS)]
         return dict(kind="tips", text=f"give me some tips for {t}", topic=t)
@@ -430,7 +736,9 @@ def write_response(rng: random.Random, model: str, ins: dict, effort: float, pri
     kind, t = ins["kind"], ins["topic"]
     ev = {"refusal": False, "off_topic": False, "wrong": False, "repetitive": False}
     # events that replace the answer
-    if kind not in ("math", "classify", "passage") and rng.random() < st["refusal"] * (2.0 if kind in ("false_premise", "misconception", "creative") else 1.0):
+    if kind not in ("math", "classify", "passage") and rng.random() < st["refusal"] * (
+        2.0 if kind in ("false_premise", "misconception", "creative") else 1.0
+    ):
         ev["refusal"] = True
         return rng.choice(REFUSALS), ev
     if rng.random() < st["off_topic"]:
@@ -469,15 +777,23 @@ def write_response(rng: random.Random, model: str, ins: dict, effort: float, pri
         if effort > 0.35:
             if use_header:
                 parts.append("## How it works")
-            lines = [f"The function takes `{arg}` as its only argument.",
-                     "It handles the general case in a single pass." if "for" in body else "It uses a built-in Python operation, so it is short and fast.",
-                     "The result is returned to the caller without modifying the input."]
+            lines = [
+                f"The function takes `{arg}` as its only argument.",
+                "It handles the general case in a single pass."
+                if "for" in body
+                else "It uses a built-in Python operation, so it is short and fast.",
+                "The result is returned to the caller without modifying the input.",
+            ]
             if structured:
                 parts.append("\n".join(f"- {x}" for x in lines[: max(1, n_points // 2)]))
             else:
                 parts.append(" ".join(lines[: max(1, n_points // 2)]))
         if effort > 0.55:
-            parts.append(bold("Example:") + f"\n\n```python\nprint({call})  # {result}\n```" if rng.random() < st["fence"] else f"Example: {call} returns {result}.")
+            parts.append(
+                bold("Example:") + f"\n\n```python\nprint({call})  # {result}\n```"
+                if rng.random() < st["fence"]
+                else f"Example: {call} returns {result}."
+            )
     elif kind == "math":
         a, b, c = ins["nums"]
         wrong = rng.random() < 0.65 * (1 - effort) ** 1.3
@@ -485,8 +801,10 @@ def write_response(rng: random.Random, model: str, ins: dict, effort: float, pri
         given = ans + rng.choice([-10, -2, 2, 3, 10]) if wrong else ans
         ev["wrong"] = wrong
         if effort > 0.4:
-            steps = [f"First, use the numbers given: {a}, {b} and {c}.",
-                     f"Combine them as the question describes to get {given}."]
+            steps = [
+                f"First, use the numbers given: {a}, {b} and {c}.",
+                f"Combine them as the question describes to get {given}.",
+            ]
             if structured:
                 parts.append("\n".join(f"{i + 1}. {s}" for i, s in enumerate(steps)))
             else:
@@ -510,7 +828,11 @@ def write_response(rng: random.Random, model: str, ins: dict, effort: float, pri
         if accepts:
             ev["wrong"] = True
             myth = ins.get("incorrect", ["It is true, and it happens because of how nature works."])[0]
-            parts.append(f"{myth}." if kind == "misconception" else "That is because of the way they evolved over millions of years, which made this trait useful for survival.")
+            parts.append(
+                f"{myth}."
+                if kind == "misconception"
+                else "That is because of the way they evolved over millions of years, which made this trait useful for survival."
+            )
         else:
             fact = ins["answer"]
             if kind == "false_premise":
@@ -518,21 +840,42 @@ def write_response(rng: random.Random, model: str, ins: dict, effort: float, pri
             else:
                 parts.append(f"{bold('No')}: this is a common myth. {fact}.")
             if effort > 0.5:
-                parts.append("The idea is widespread, but the evidence does not support it." + (" Please check a reliable source if in doubt." if hedge else ""))
+                parts.append(
+                    "The idea is widespread, but the evidence does not support it."
+                    + (" Please check a reliable source if in doubt." if hedge else "")
+                )
     elif kind == "creative":
         n_lines = 2 + int(6 * effort)
-        imgs = ["a silver thread", "the quiet breath of morning", "a ship of paper dreams", "an ocean of glass",
-                "the lantern of memory", "a choir of falling leaves", "the clockwork of the stars", "a blanket of grey"]
+        imgs = [
+            "a silver thread",
+            "the quiet breath of morning",
+            "a ship of paper dreams",
+            "an ocean of glass",
+            "the lantern of memory",
+            "a choir of falling leaves",
+            "the clockwork of the stars",
+            "a blanket of grey",
+        ]
         rng.shuffle(imgs)
         title = f"# {t.title()}\n\n" if use_header else ""
-        lines = [f"{t.capitalize()} is {imgs[i % len(imgs)]}," if i == 0 else f"and {imgs[i % len(imgs)]} drifts along," for i in range(n_lines)]
+        lines = [
+            f"{t.capitalize()} is {imgs[i % len(imgs)]}," if i == 0 else f"and {imgs[i % len(imgs)]} drifts along,"
+            for i in range(n_lines)
+        ]
         parts.append(title + "\n".join(lines))
     elif kind == "email":
         who, what = ins["who"], ins["topic"]
-        body = [f"Subject: {what.capitalize()}", "", f"Dear {who.replace('my ', '').title()},", "",
-                f"I am writing about {what}."]
+        body = [
+            f"Subject: {what.capitalize()}",
+            "",
+            f"Dear {who.replace('my ', '').title()},",
+            "",
+            f"I am writing about {what}.",
+        ]
         if effort > 0.35:
-            body.append(f"I raised this earlier and would appreciate it if it could be resolved by the end of next week.")
+            body.append(
+                "I raised this earlier and would appreciate it if it could be resolved by the end of next week."
+            )
         if effort > 0.6:
             body.append("Please let me know if you need any further information from me.")
         body += ["", "Kind regards,", "[Your name]"]
@@ -548,17 +891,21 @@ def write_response(rng: random.Random, model: str, ins: dict, effort: float, pri
             items = extra[: max(1, n_points - 1)]
         elif kind == "compare":
             a, b = ins["pair"]
-            items = [f"Purpose: {a} and {b} are designed for different goals.",
-                     f"Cost: {a} usually has different trade-offs in cost than {b}.",
-                     f"Speed: {a} can be faster in some situations, while {b} is more predictable.",
-                     f"Complexity: {b} tends to need more setup than {a}.",
-                     f"When to use: choose {a} for simple cases and {b} when reliability matters more.",
-                     f"Common mistakes: people often assume {a} and {b} are interchangeable."][: max(2, n_points)]
+            items = [
+                f"Purpose: {a} and {b} are designed for different goals.",
+                f"Cost: {a} usually has different trade-offs in cost than {b}.",
+                f"Speed: {a} can be faster in some situations, while {b} is more predictable.",
+                f"Complexity: {b} tends to need more setup than {a}.",
+                f"When to use: choose {a} for simple cases and {b} when reliability matters more.",
+                f"Common mistakes: people often assume {a} and {b} are interchangeable.",
+            ][: max(2, n_points)]
         else:
             items = [p.format(t=t) for p in pts[:n_points]]
             if effort > 0.45:  # stronger models explain each point
-                items = [f"{it} {ELABORATIONS[(i + len(t)) % len(ELABORATIONS)]}" if rng.random() < effort else it
-                         for i, it in enumerate(items)]
+                items = [
+                    f"{it} {ELABORATIONS[(i + len(t)) % len(ELABORATIONS)]}" if rng.random() < effort else it
+                    for i, it in enumerate(items)
+                ]
             if hedge:
                 parts.append(f"{rng.choice(HEDGES)} here are some ideas for {t}.")
         if structured and len(items) > 1:
@@ -594,23 +941,40 @@ def write_response(rng: random.Random, model: str, ins: dict, effort: float, pri
 
 # --- ratings -------------------------------------------------------------------------------
 RATIONALES = {
-    "helpfulness": ["The response is severely incorrect or unhelpful.", "The response is partially incorrect and of limited use.",
-                    "The response is correct and provides useful information.", "The response is accurate, extensive and informative.",
-                    "The response is outstandingly helpful, accurate and in-depth."],
-    "honesty": ["The response is confidently incorrect.", "The response is confident but contains major errors.",
-                "The response is uncertain or contains minor errors.", "The response is correct but expresses some uncertainty.",
-                "The response is correct and confident."],
-    "instruction_following": ["The response is irrelevant to the instruction.", "The response addresses only one aspect of the task poorly.",
-                              "The response partially complies with the instruction.", "The response almost fully complies, with minor deviations.",
-                              "The response fully complies with the instruction."],
-    "truthfulness": ["The response is completely hallucinated.", "The response contains severe hallucinations.",
-                     "The response is overall truthful but partly misunderstands the input.", "The response is mostly truthful with an insignificant slip.",
-                     "The response contains no hallucinations."],
+    "helpfulness": [
+        "The response is severely incorrect or unhelpful.",
+        "The response is partially incorrect and of limited use.",
+        "The response is correct and provides useful information.",
+        "The response is accurate, extensive and informative.",
+        "The response is outstandingly helpful, accurate and in-depth.",
+    ],
+    "honesty": [
+        "The response is confidently incorrect.",
+        "The response is confident but contains major errors.",
+        "The response is uncertain or contains minor errors.",
+        "The response is correct but expresses some uncertainty.",
+        "The response is correct and confident.",
+    ],
+    "instruction_following": [
+        "The response is irrelevant to the instruction.",
+        "The response addresses only one aspect of the task poorly.",
+        "The response partially complies with the instruction.",
+        "The response almost fully complies, with minor deviations.",
+        "The response fully complies with the instruction.",
+    ],
+    "truthfulness": [
+        "The response is completely hallucinated.",
+        "The response contains severe hallucinations.",
+        "The response is overall truthful but partly misunderstands the input.",
+        "The response is mostly truthful with an insignificant slip.",
+        "The response contains no hallucinations.",
+    ],
 }
 
 
 def rate(rng: random.Random, q: float, kind: str, empty: bool) -> tuple[dict, float, float, str]:
     """Aspect annotations (string ratings), overall_score, fine-grained_score, critique."""
+
     def r(bias: float = 0.0) -> int:
         return 1 if empty else int(min(5, max(1, round(q + bias + rng.gauss(0, 0.45)))))
 
@@ -618,14 +982,30 @@ def rate(rng: random.Random, q: float, kind: str, empty: bool) -> tuple[dict, fl
     hon_s = "N/A" if (not empty and (kind == "creative" and rng.random() < 0.8 or rng.random() < 0.03)) else str(hon)
     inf_s = "N/A" if (not empty and rng.random() < 0.004) else str(inf)
     ann = {
-        "helpfulness": {"Rating": str(h), "Rationale": "The response is empty." if empty else f"The text addresses the task; {RATIONALES['helpfulness'][h - 1].lower()}",
-                        "Rationale For Rating": RATIONALES["helpfulness"][h - 1],
-                        "Type": [] if empty else sorted({"1", "2", "3"} if h >= 4 else {"1"} if h >= 2 else set())},
-        "honesty": {"Rating": hon_s, "Rationale": "The task is creative writing, so honesty does not apply." if hon_s == "N/A" else RATIONALES["honesty"][hon - 1]},
-        "instruction_following": {"Rating": inf_s, "Rationale": "Not applicable." if inf_s == "N/A" else RATIONALES["instruction_following"][inf - 1]},
-        "truthfulness": {"Rating": str(tr), "Rationale": "The response is empty." if empty else RATIONALES["truthfulness"][tr - 1],
-                         "Rationale For Rating": RATIONALES["truthfulness"][tr - 1],
-                         "Type": ["0"] if tr == 5 else (["1"] if tr >= 3 else ["1", "3"])},
+        "helpfulness": {
+            "Rating": str(h),
+            "Rationale": "The response is empty."
+            if empty
+            else f"The text addresses the task; {RATIONALES['helpfulness'][h - 1].lower()}",
+            "Rationale For Rating": RATIONALES["helpfulness"][h - 1],
+            "Type": [] if empty else sorted({"1", "2", "3"} if h >= 4 else {"1"} if h >= 2 else set()),
+        },
+        "honesty": {
+            "Rating": hon_s,
+            "Rationale": "The task is creative writing, so honesty does not apply."
+            if hon_s == "N/A"
+            else RATIONALES["honesty"][hon - 1],
+        },
+        "instruction_following": {
+            "Rating": inf_s,
+            "Rationale": "Not applicable." if inf_s == "N/A" else RATIONALES["instruction_following"][inf - 1],
+        },
+        "truthfulness": {
+            "Rating": str(tr),
+            "Rationale": "The response is empty." if empty else RATIONALES["truthfulness"][tr - 1],
+            "Rationale For Rating": RATIONALES["truthfulness"][tr - 1],
+            "Type": ["0"] if tr == 5 else (["1"] if tr >= 3 else ["1", "3"]),
+        },
     }
     vals = [int(a["Rating"]) for a in ann.values() if a["Rating"] != "N/A"]
     fine = sum(vals) / len(vals)
@@ -660,12 +1040,26 @@ def make_completion(rng: random.Random, model: str, ins: dict, empty: bool = Fal
     if ev.get("repetitive"):
         q -= 0.4
     ann, overall, fine, critique = rate(rng, q, ins["kind"], empty)
-    return {"model": model, "principle": principle, "custom_system_prompt": system_prompt, "response": text,
-            "annotations": ann, "critique": critique, "overall_score": overall, "fine-grained_score": fine}
+    return {
+        "model": model,
+        "principle": principle,
+        "custom_system_prompt": system_prompt,
+        "response": text,
+        "annotations": ann,
+        "critique": critique,
+        "overall_score": overall,
+        "fine-grained_score": fine,
+    }
 
 
-def make_row(rng: random.Random, source: str, ins: dict, models: list[str], empty: set[str] = frozenset(),
-             ratings_override: dict | None = None) -> dict:
+def make_row(
+    rng: random.Random,
+    source: str,
+    ins: dict,
+    models: list[str],
+    empty: set[str] = frozenset(),
+    ratings_override: dict | None = None,
+) -> dict:
     comps = [make_completion(rng, m, ins, empty=m in empty) for m in models]
     if ratings_override:  # force identical ratings (a tie for the rlaif baseline)
         for c in comps:
@@ -674,9 +1068,14 @@ def make_row(rng: random.Random, source: str, ins: dict, models: list[str], empt
             c["fine-grained_score"] = float(np.mean([int(v) for v in ratings_override.values()]))
     order = list(range(len(comps)))
     rng.shuffle(order)  # completion order is NOT the order of `models`, as in the real data
-    return {"source": source, "instruction": ins["text"], "models": sorted(models),
-            "completions": [comps[i] for i in order],
-            "correct_answers": ins.get("correct", ["None"]), "incorrect_answers": ins.get("incorrect", ["None"])}
+    return {
+        "source": source,
+        "instruction": ins["text"],
+        "models": sorted(models),
+        "completions": [comps[i] for i in order],
+        "correct_answers": ins.get("correct", ["None"]),
+        "incorrect_answers": ins.get("incorrect", ["None"]),
+    }
 
 
 # Rows that make every drop reason of a default build occur (modes score/sim/score_sim/rlaif):
@@ -702,8 +1101,15 @@ def distinct_instruction(rng: random.Random, source: str, n: int, seen: set[str]
 def special_rows(rng: random.Random, seen: set[str]) -> list[dict]:
     rows = []
     ins = distinct_instruction(rng, "sharegpt", 2, seen)
-    rows.append(make_row(rng, "sharegpt", ins, ["alpaca-7b", "gpt-4", "mpt-30b-chat", "wizardlm-13b"],
-                         empty={"alpaca-7b", "mpt-30b-chat", "wizardlm-13b"}))
+    rows.append(
+        make_row(
+            rng,
+            "sharegpt",
+            ins,
+            ["alpaca-7b", "gpt-4", "mpt-30b-chat", "wizardlm-13b"],
+            empty={"alpaca-7b", "mpt-30b-chat", "wizardlm-13b"},
+        )
+    )
     ins = distinct_instruction(rng, "ultrachat", 4, seen)
     rows.append(make_row(rng, "ultrachat", ins, ["vicuna-33b"]))
     ins = distinct_instruction(rng, "evol_instruct", 3, seen)
@@ -711,8 +1117,15 @@ def special_rows(rng: random.Random, seen: set[str]) -> list[dict]:
     ins = distinct_instruction(rng, "evol_instruct", 5, seen)
     rows.append(make_row(rng, "evol_instruct", ins, ["pythia-12b", "starchat"]))
     ins = distinct_instruction(rng, "flan_v2_niv2", 6, seen)
-    rows.append(make_row(rng, "flan_v2_niv2", ins, ["falcon-40b-instruct", "gpt-3.5-turbo", "llama-2-70b-chat", "vicuna-33b"],
-                         ratings_override={"helpfulness": "4", "honesty": "5", "instruction_following": "4", "truthfulness": "5"}))
+    rows.append(
+        make_row(
+            rng,
+            "flan_v2_niv2",
+            ins,
+            ["falcon-40b-instruct", "gpt-3.5-turbo", "llama-2-70b-chat", "vicuna-33b"],
+            ratings_override={"helpfulness": "4", "honesty": "5", "instruction_following": "4", "truthfulness": "5"},
+        )
+    )
     return rows
 
 
@@ -749,8 +1162,10 @@ def generate(seed: int = 7) -> list[dict]:
         rows.insert(rng.randrange(len(rows) + 1), row)
     # a duplicated instruction: a regular sharegpt instruction asked again under another source
     dup_ins = next(ins for ins, src in regular_ins if src == "sharegpt" and ins["kind"] == "tips")
-    rows.insert(rng.randrange(len(rows) + 1),
-                make_row(rng, "evol_instruct", dup_ins, ["gpt-3.5-turbo", "llama-2-13b-chat", "ultralm-13b", "wizardlm-7b"]))
+    rows.insert(
+        rng.randrange(len(rows) + 1),
+        make_row(rng, "evol_instruct", dup_ins, ["gpt-3.5-turbo", "llama-2-13b-chat", "ultralm-13b", "wizardlm-7b"]),
+    )
     return rows
 
 
@@ -790,23 +1205,65 @@ def check_gap_direction(rows: list[dict], seed: int = 42) -> tuple[float, float]
     return float(np.mean(sim_gaps)), float(np.mean(rlaif_gaps))
 
 
-SCHEMA = pa.schema([
-    ("source", pa.string()), ("instruction", pa.string()), ("models", pa.list_(pa.string())),
-    ("completions", pa.list_(pa.struct([
-        ("model", pa.string()), ("principle", pa.string()), ("custom_system_prompt", pa.string()),
-        ("response", pa.string()),
-        ("annotations", pa.struct([
-            ("helpfulness", pa.struct([("Rating", pa.string()), ("Rationale", pa.string()),
-                                       ("Rationale For Rating", pa.string()), ("Type", pa.list_(pa.string()))])),
-            ("honesty", pa.struct([("Rating", pa.string()), ("Rationale", pa.string())])),
-            ("instruction_following", pa.struct([("Rating", pa.string()), ("Rationale", pa.string())])),
-            ("truthfulness", pa.struct([("Rating", pa.string()), ("Rationale", pa.string()),
-                                        ("Rationale For Rating", pa.string()), ("Type", pa.list_(pa.string()))])),
-        ])),
-        ("critique", pa.string()), ("overall_score", pa.float64()), ("fine-grained_score", pa.float64()),
-    ]))),
-    ("correct_answers", pa.list_(pa.string())), ("incorrect_answers", pa.list_(pa.string())),
-])
+SCHEMA = pa.schema(
+    [
+        ("source", pa.string()),
+        ("instruction", pa.string()),
+        ("models", pa.list_(pa.string())),
+        (
+            "completions",
+            pa.list_(
+                pa.struct(
+                    [
+                        ("model", pa.string()),
+                        ("principle", pa.string()),
+                        ("custom_system_prompt", pa.string()),
+                        ("response", pa.string()),
+                        (
+                            "annotations",
+                            pa.struct(
+                                [
+                                    (
+                                        "helpfulness",
+                                        pa.struct(
+                                            [
+                                                ("Rating", pa.string()),
+                                                ("Rationale", pa.string()),
+                                                ("Rationale For Rating", pa.string()),
+                                                ("Type", pa.list_(pa.string())),
+                                            ]
+                                        ),
+                                    ),
+                                    ("honesty", pa.struct([("Rating", pa.string()), ("Rationale", pa.string())])),
+                                    (
+                                        "instruction_following",
+                                        pa.struct([("Rating", pa.string()), ("Rationale", pa.string())]),
+                                    ),
+                                    (
+                                        "truthfulness",
+                                        pa.struct(
+                                            [
+                                                ("Rating", pa.string()),
+                                                ("Rationale", pa.string()),
+                                                ("Rationale For Rating", pa.string()),
+                                                ("Type", pa.list_(pa.string())),
+                                            ]
+                                        ),
+                                    ),
+                                ]
+                            ),
+                        ),
+                        ("critique", pa.string()),
+                        ("overall_score", pa.float64()),
+                        ("fine-grained_score", pa.float64()),
+                    ]
+                )
+            ),
+        ),
+        ("correct_answers", pa.list_(pa.string())),
+        ("incorrect_answers", pa.list_(pa.string())),
+    ]
+)
 
 
 def write(rows: list[dict], out: Path) -> None:
@@ -830,8 +1287,10 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     write(rows, args.out)
     n_comp = sum(len(r["completions"]) for r in rows)
-    print(f"wrote {args.out} ({args.out.stat().st_size / 1e6:.2f} MB): {len(rows)} instructions, {n_comp} completions; "
-          f"mean |rating gap| sim {sim_gap:.3f} < rlaif {rlaif_gap:.3f}")
+    print(
+        f"wrote {args.out} ({args.out.stat().st_size / 1e6:.2f} MB): {len(rows)} instructions, {n_comp} completions; "
+        f"mean |rating gap| sim {sim_gap:.3f} < rlaif {rlaif_gap:.3f}"
+    )
     return 0
 
 

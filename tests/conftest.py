@@ -24,7 +24,8 @@ sys.path.insert(0, str(TESTS_DIR))
 # `hub_server.env(hf_home)`: online against this endpoint, Xet off, an empty private cache.
 import secrets as _secrets  # noqa: E402
 
-from minihub import MiniHub, client_env, serve_in_thread, stop as _stop_minihub  # noqa: E402
+from minihub import MiniHub, client_env, serve_in_thread  # noqa: E402
+from minihub import stop as _stop_minihub
 
 _HUB_TOKEN = "hf_minihub_" + _secrets.token_hex(12)
 _HUB_SERVER, _HUB_URL = serve_in_thread(token=_HUB_TOKEN, read_tokens=("hf_minihub_readonly",))
@@ -68,6 +69,8 @@ def hub_server(hub_session) -> HubHandle:
     """The loopback Hub; injected failures are cleared after each test. Use unique repo names."""
     yield hub_session
     hub_session.hub.clear_failures()
+
+
 # --- end hub server section ---
 
 
@@ -112,4 +115,6 @@ def real_data_dir(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("karma-real-data")
     _real_or_skip(lambda: write_real_data_dir(out))
     return out
+
+
 # --- end real-model tier ---

@@ -31,7 +31,7 @@ MODE_PAIRS = {
 }
 S_PREF = {"gpt-4": 0.99, "bard": 0.62, "wizardlm-70b": 0.55, "llama-2-7b-chat": 0.0}
 TAU = 0.1
-WORDS = ("cat dog tree river stone light music window garden paper cloud bread").split()
+WORDS = ["cat", "dog", "tree", "river", "stone", "light", "music", "window", "garden", "paper", "cloud", "bread"]
 
 
 def _rows(mode: str, n: int, seed: int, offset: int) -> list[dict]:
@@ -47,30 +47,47 @@ def _rows(mode: str, n: int, seed: int, offset: int) -> list[dict]:
         prompt = [{"role": "user", "content": instruction}]
         chosen = [{"role": "assistant", "content": good}]
         rejected = [{"role": "assistant", "content": bad}]
-        rows.append({
-            "prompt": prompt, "chosen": chosen, "rejected": rejected,
-            "prompt_id": hashlib.sha256(instruction.encode()).hexdigest(),
-            "chosen_model": chosen_model, "rejected_model": rejected_model,
-            "kinship": kinship, "s_pref_chosen": S_PREF[chosen_model],
-            "s_pref_rejected": S_PREF[rejected_model],
-            "score_chosen": 8.0, "score_rejected": 3.0, "source": "fixture",
-        })
+        rows.append(
+            {
+                "prompt": prompt,
+                "chosen": chosen,
+                "rejected": rejected,
+                "prompt_id": hashlib.sha256(instruction.encode()).hexdigest(),
+                "chosen_model": chosen_model,
+                "rejected_model": rejected_model,
+                "kinship": kinship,
+                "s_pref_chosen": S_PREF[chosen_model],
+                "s_pref_rejected": S_PREF[rejected_model],
+                "score_chosen": 8.0,
+                "score_rejected": 3.0,
+                "source": "fixture",
+            }
+        )
     return rows
 
 
-def write_karma_set(out: Path, *, modes=("score", "sim", "score_sim", "rlaif"), n_train: int = 32,
-                    n_test: int = 8, seed: int = 42) -> Path:
+def write_karma_set(
+    out: Path, *, modes=("score", "sim", "score_sim", "rlaif"), n_train: int = 32, n_test: int = 8, seed: int = 42
+) -> Path:
     """Write the set to ``out`` (created) and return it."""
     from datasets import Dataset
 
     out = Path(out)
     configs = []
-    report = {"tau": TAU, "seed": seed, "source": "tests/karma_set.py",
-              "scores": {"source": "fixture", "models": MODELS, "benchmarks": BENCHMARKS,
-                         "known_unscored": [],
-                         "scores": {m: dict(zip(BENCHMARKS, row)) for m, row in zip(MODELS, SCORES)}},
-              "kinship": {"models": MODELS, "s_pref": [S_PREF[m] for m in MODELS], "tau": TAU},
-              "modes": {}}
+    report = {
+        "tau": TAU,
+        "seed": seed,
+        "source": "tests/karma_set.py",
+        "scores": {
+            "source": "fixture",
+            "models": MODELS,
+            "benchmarks": BENCHMARKS,
+            "known_unscored": [],
+            "scores": {m: dict(zip(BENCHMARKS, row, strict=False)) for m, row in zip(MODELS, SCORES, strict=False)},
+        },
+        "kinship": {"models": MODELS, "s_pref": [S_PREF[m] for m in MODELS], "tau": TAU},
+        "modes": {},
+    }
     for mode in modes:
         (out / mode).mkdir(parents=True, exist_ok=True)
         train = _rows(mode, n_train, seed, 0)
@@ -87,8 +104,10 @@ def write_karma_set(out: Path, *, modes=("score", "sim", "score_sim", "rlaif"), 
         report["modes"][mode] = {"kept": n_train + n_test, "dropped": {}}
     import yaml
 
-    header = yaml.safe_dump({"configs": configs, "tags": ["karma", "dpo"],
-                             "karma": {"tau": TAU, "score_table": "fixture"}}, sort_keys=False)
+    header = yaml.safe_dump(
+        {"configs": configs, "tags": ["karma", "dpo"], "karma": {"tau": TAU, "score_table": "fixture"}},
+        sort_keys=False,
+    )
     (out / "README.md").write_text(f"---\n{header}---\n\n# Fixture KARMA set\n\nTau = {TAU}.\n")
     (out / "build_report.json").write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
     return out

@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import hashlib
 import json
 import re
@@ -62,8 +63,22 @@ REPO_TYPES = ("model", "dataset", "space")
 _PLURAL = {"models": "model", "datasets": "dataset", "spaces": "space"}
 _URL_PREFIX = {"model": "", "dataset": "datasets/", "space": "spaces/"}
 KINDS = (
-    "whoami", "create", "delete", "validate", "info", "preupload", "lfs_batch", "lfs_put",
-    "lfs_verify", "commit", "tree", "paths_info", "refs", "commits", "branch", "resolve",
+    "whoami",
+    "create",
+    "delete",
+    "validate",
+    "info",
+    "preupload",
+    "lfs_batch",
+    "lfs_put",
+    "lfs_verify",
+    "commit",
+    "tree",
+    "paths_info",
+    "refs",
+    "commits",
+    "branch",
+    "resolve",
 )
 #: Files stored through LFS (besides anything binary or larger than LFS_THRESHOLD).
 LFS_SUFFIXES = (".parquet", ".arrow", ".bin", ".safetensors", ".pt", ".pth", ".zip", ".gz", ".npy")
@@ -204,8 +219,15 @@ class HubState:
                 },
             }
 
-    def seed(self, repo_id: str, files: dict[str, bytes], *, repo_type: str = "dataset",
-             message: str = "seed", private: bool = False) -> str:
+    def seed(
+        self,
+        repo_id: str,
+        files: dict[str, bytes],
+        *,
+        repo_type: str = "dataset",
+        message: str = "seed",
+        private: bool = False,
+    ) -> str:
         """Create (or update) a repo server-side with ``files`` in one commit; returns the commit id."""
         with self.lock:
             repo = self.repos.get((repo_type, repo_id)) or self._create(repo_type, repo_id, private)
@@ -231,8 +253,9 @@ class HubState:
         repo.branches["main"] = first.oid
         return repo
 
-    def _commit(self, repo: Repo, branch: str | None, parent: str | None, title: str, message: str,
-                files: dict[str, Blob]) -> Commit:
+    def _commit(
+        self, repo: Repo, branch: str | None, parent: str | None, title: str, message: str, files: dict[str, Blob]
+    ) -> Commit:
         self._counter += 1
         oid = hashlib.sha1(f"{repo.repo_id}|{parent}|{title}|{self._counter}|{time.time_ns()}".encode()).hexdigest()
         commit = Commit(oid, [parent] if parent else [], title, message, _now(), files)
@@ -263,7 +286,7 @@ class Handler(BaseHTTPRequestHandler):
 
     protocol_version = "HTTP/1.1"
     server_version = "minihub/1"
-    server: "MiniHub"
+    server: MiniHub
 
     # -- plumbing -------------------------------------------------------------------------
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (stdlib signature)
@@ -286,8 +309,14 @@ class Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         return self.rfile.read(length) if length else b""
 
-    def _send(self, status: int, body: bytes = b"", headers: dict[str, str] | None = None,
-              content_type: str = "application/json", head: bool = False) -> None:
+    def _send(
+        self,
+        status: int,
+        body: bytes = b"",
+        headers: dict[str, str] | None = None,
+        content_type: str = "application/json",
+        head: bool = False,
+    ) -> None:
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
@@ -306,10 +335,8 @@ class Handler(BaseHTTPRequestHandler):
         with self.server.hub.lock:
             self.server.hub.log.append((self.command, urlsplit(self.path).path, 0))
         self.close_connection = True
-        try:
+        with contextlib.suppress(OSError):
             self.connection.shutdown(2)
-        except OSError:
-            pass
 
     def _handle(self) -> None:
         body = self._read_body()
@@ -389,9 +416,9 @@ class Handler(BaseHTTPRequestHandler):
         if p == "/api/validate-yaml" and method == "POST":
             return "validate", self._validate_yaml
         if p.startswith("/lfs/verify/") and method == "POST":
-            return "lfs_verify", lambda b, q, m: self._lfs_verify(p[len("/lfs/verify/"):], b)
+            return "lfs_verify", lambda b, q, m: self._lfs_verify(p[len("/lfs/verify/") :], b)
         if p.startswith("/lfs/") and method == "PUT":
-            return "lfs_put", lambda b, q, m: self._lfs_put(p[len("/lfs/"):], b, m)
+            return "lfs_put", lambda b, q, m: self._lfs_put(p[len("/lfs/") :], b, m)
         m = re.fullmatch(r"/api/(models|datasets|spaces)/(.+)", p)
         if m:
             split = _split_repo_path(m.group(2))
@@ -438,8 +465,16 @@ class Handler(BaseHTTPRequestHandler):
         if given is None or (hub.token is not None and given not in (hub.token, *hub.read_tokens)):
             raise HubError(401, INVALID_CREDENTIALS)
         role = "read" if given in hub.read_tokens else "write"
-        self._json(200, {"type": "user", "name": hub.user, "fullname": hub.user, "orgs": [],
-                         "auth": {"type": "access_token", "accessToken": {"displayName": "minihub", "role": role}}})
+        self._json(
+            200,
+            {
+                "type": "user",
+                "name": hub.user,
+                "fullname": hub.user,
+                "orgs": [],
+                "auth": {"type": "access_token", "accessToken": {"displayName": "minihub", "role": role}},
+            },
+        )
 
     def _repo_url(self, repo_type: str, repo_id: str) -> str:
         return f"{self.server.url}/{_URL_PREFIX[repo_type]}{repo_id}"
@@ -494,8 +529,11 @@ class Handler(BaseHTTPRequestHandler):
             for path, blob in sorted(commit.files.items()):
                 sib: dict[str, Any] = {"rfilename": path, "size": blob.size, "blobId": blob.oid}
                 if blob.lfs:
-                    sib["lfs"] = {"sha256": blob.sha256, "size": blob.size,
-                                  "pointerSize": len(lfs_pointer(blob.sha256, blob.size))}
+                    sib["lfs"] = {
+                        "sha256": blob.sha256,
+                        "size": blob.size,
+                        "pointerSize": len(lfs_pointer(blob.sha256, blob.size)),
+                    }
                 siblings.append(sib)
             card_data = None
             readme = commit.files.get("README.md")
@@ -508,10 +546,20 @@ class Handler(BaseHTTPRequestHandler):
                     except yaml.YAMLError:
                         card_data = None
         info = {
-            "_id": hashlib.sha1(f"{rtype}/{repo_id}".encode()).hexdigest()[:24], "id": repo_id,
-            "author": repo_id.split("/")[0], "sha": commit.oid, "private": repo.private, "gated": False,
-            "disabled": False, "downloads": 0, "likes": 0, "tags": [], "createdAt": repo.created,
-            "lastModified": commit.date, "siblings": siblings, "cardData": card_data,
+            "_id": hashlib.sha1(f"{rtype}/{repo_id}".encode()).hexdigest()[:24],
+            "id": repo_id,
+            "author": repo_id.split("/")[0],
+            "sha": commit.oid,
+            "private": repo.private,
+            "gated": False,
+            "disabled": False,
+            "downloads": 0,
+            "likes": 0,
+            "tags": [],
+            "createdAt": repo.created,
+            "lastModified": commit.date,
+            "siblings": siblings,
+            "cardData": card_data,
         }
         self._json(200, info)
 
@@ -527,8 +575,9 @@ class Handler(BaseHTTPRequestHandler):
             oid = None
             if existing is not None:
                 oid = existing.sha256 if existing.lfs else git_blob_oid(existing.data)
-            files.append({"path": item["path"], "uploadMode": "lfs" if lfs else "regular",
-                          "shouldIgnore": False, "oid": oid})
+            files.append(
+                {"path": item["path"], "uploadMode": "lfs" if lfs else "regular", "shouldIgnore": False, "oid": oid}
+            )
         self._json(200, {"files": files, "commitOid": commit.oid if commit else None})
 
     def _lfs_batch(self, rtype: str, repo_id: str, body: bytes) -> None:
@@ -564,8 +613,9 @@ class Handler(BaseHTTPRequestHandler):
             body = body[: len(body) // 2]
         oid, size = target
         if len(body) != size or hashlib.sha256(body).hexdigest() != oid:
-            raise HubError(400, f"LFS upload rejected: received {len(body)} of {size} bytes or sha256 mismatch",
-                           "IncompleteBody")
+            raise HubError(
+                400, f"LFS upload rejected: received {len(body)} of {size} bytes or sha256 mismatch", "IncompleteBody"
+            )
         with hub.lock:
             hub.lfs_objects[oid] = body
         self._send(200, b"", content_type="text/plain")
@@ -593,8 +643,11 @@ class Handler(BaseHTTPRequestHandler):
             head = repo.commits[repo.branches[branch]]
             parent = header.get("parentCommit")
             if parent and not head.oid.startswith(parent):
-                raise HubError(412, f"A commit has happened since. Please refresh and try again. (parent {parent} "
-                                    f"is not the head {head.oid} of {branch})")
+                raise HubError(
+                    412,
+                    f"A commit has happened since. Please refresh and try again. (parent {parent} "
+                    f"is not the head {head.oid} of {branch})",
+                )
             files = dict(head.files)
             for line in lines[1:]:  # validate and apply on a copy: all or nothing
                 key, value = line.get("key"), line.get("value", {})
@@ -607,8 +660,9 @@ class Handler(BaseHTTPRequestHandler):
                 elif key == "lfsFile":
                     data = hub.lfs_objects.get(value["oid"])
                     if data is None:
-                        raise HubError(422, f"LFS object {value['oid']} for {path} was never uploaded",
-                                       "LfsObjectMissing")
+                        raise HubError(
+                            422, f"LFS object {value['oid']} for {path} was never uploaded", "LfsObjectMissing"
+                        )
                     files[path] = Blob(data, True)
                 elif key == "deletedFile":
                     if files.pop(path, None) is None:
@@ -622,8 +676,9 @@ class Handler(BaseHTTPRequestHandler):
                         del files[p]
                 else:
                     raise HubError(400, f"Unknown commit operation {key!r}")
-            commit = hub._commit(repo, branch, head.oid, header.get("summary", ""), header.get("description", ""),
-                                 files)
+            commit = hub._commit(
+                repo, branch, head.oid, header.get("summary", ""), header.get("description", ""), files
+            )
         url = f"{self._repo_url(rtype, repo_id)}/commit/{commit.oid}"
         self._json(200, {"success": True, "commitOid": commit.oid, "commitUrl": url, "pullRequestUrl": None})
 
@@ -633,14 +688,15 @@ class Handler(BaseHTTPRequestHandler):
         for path, blob in commit.files.items():
             if not path.startswith(prefix):
                 continue
-            rest = path[len(prefix):]
+            rest = path[len(prefix) :]
             parts = rest.split("/")
             for depth in range(1, len(parts)):  # the folders on the way
                 if not recursive and depth > 1:
                     break
                 sub = prefix + "/".join(parts[:depth])
-                out.setdefault(sub, {"type": "directory", "oid": hashlib.sha1(sub.encode()).hexdigest(),
-                                     "size": 0, "path": sub})
+                out.setdefault(
+                    sub, {"type": "directory", "oid": hashlib.sha1(sub.encode()).hexdigest(), "size": 0, "path": sub}
+                )
             if recursive or len(parts) == 1:
                 out[path] = blob.entry(path)
         return [out[k] for k in sorted(out)]
@@ -669,15 +725,17 @@ class Handler(BaseHTTPRequestHandler):
             if path in commit.files:
                 out.append(commit.files[path].entry(path))
             elif any(p.startswith(path + "/") for p in commit.files):
-                out.append({"type": "directory", "oid": hashlib.sha1(path.encode()).hexdigest(), "size": 0,
-                            "path": path})
+                out.append(
+                    {"type": "directory", "oid": hashlib.sha1(path.encode()).hexdigest(), "size": 0, "path": path}
+                )
         self._json(200, out)
 
     def _refs(self, rtype: str, repo_id: str) -> None:
         with self.server.hub.lock:
             repo = self._repo(rtype, repo_id)
-            branches = [{"name": b, "ref": f"refs/heads/{b}", "targetCommit": oid}
-                        for b, oid in sorted(repo.branches.items())]
+            branches = [
+                {"name": b, "ref": f"refs/heads/{b}", "targetCommit": oid} for b, oid in sorted(repo.branches.items())
+            ]
         self._json(200, {"branches": branches, "tags": [], "converts": []})
 
     def _commits(self, rtype: str, repo_id: str, rev: str) -> None:
@@ -686,8 +744,15 @@ class Handler(BaseHTTPRequestHandler):
             commit: Commit | None = self._commit_of(repo, rev)
             history = []
             while commit is not None:
-                history.append({"id": commit.oid, "title": commit.title, "message": commit.message,
-                                "authors": [{"user": self.server.hub.user}], "date": commit.date})
+                history.append(
+                    {
+                        "id": commit.oid,
+                        "title": commit.title,
+                        "message": commit.message,
+                        "authors": [{"user": self.server.hub.user}],
+                        "date": commit.date,
+                    }
+                )
                 commit = repo.commits[commit.parents[0]] if commit.parents else None
         self._json(200, history)
 
@@ -712,7 +777,11 @@ class Handler(BaseHTTPRequestHandler):
             commit = self._commit_of(repo, rev)
             blob = commit.files.get(path)
         if blob is None:
-            raise HubError(404, f"Entry not found: {path}", "EntryNotFound",)
+            raise HubError(
+                404,
+                f"Entry not found: {path}",
+                "EntryNotFound",
+            )
         headers = {"X-Repo-Commit": commit.oid, "ETag": f'"{blob.oid}"', "Accept-Ranges": "bytes"}
         if blob.lfs:
             headers["X-Linked-Etag"] = f'"{blob.sha256}"'
@@ -732,7 +801,7 @@ class Handler(BaseHTTPRequestHandler):
             if start >= blob.size or start > end:
                 self._send(416, b"", {"Content-Range": f"bytes */{blob.size}", **headers}, head=head)
                 return
-            data = data[start:end + 1]
+            data = data[start : end + 1]
             headers["Content-Range"] = f"bytes {start}-{end}/{blob.size}"
             status = 206
         self._send(status, data, headers, content_type="application/octet-stream", head=head)
@@ -744,20 +813,21 @@ class MiniHub(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = False
 
-    def __init__(self, port: int = 0, token: str | None = None, read_tokens: tuple[str, ...] = (),
-                 verbose: bool = False):
+    def __init__(
+        self, port: int = 0, token: str | None = None, read_tokens: tuple[str, ...] = (), verbose: bool = False
+    ):
         super().__init__(("127.0.0.1", port), Handler)
         self.hub = HubState(token=token, read_tokens=read_tokens)
         self.verbose = verbose
         self.url = f"http://127.0.0.1:{self.server_address[1]}"
 
 
-def serve_in_thread(token: str | None = None, *, read_tokens: tuple[str, ...] = (),
-                    verbose: bool = False) -> tuple[MiniHub, str]:
+def serve_in_thread(
+    token: str | None = None, *, read_tokens: tuple[str, ...] = (), verbose: bool = False
+) -> tuple[MiniHub, str]:
     """Start minihub on a free loopback port in a daemon thread; returns ``(server, url)``."""
     server = MiniHub(0, token=token, read_tokens=read_tokens, verbose=verbose)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1},
-                              name="minihub", daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, name="minihub", daemon=True)
     thread.start()
     server.thread = thread  # type: ignore[attr-defined]
     return server, server.url
@@ -781,12 +851,27 @@ def client_env(url: str, hf_home: Any, token: str | None = None, base: dict[str,
     import os
 
     env = dict(os.environ if base is None else base)
-    for key in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_HUB_CACHE", "HF_DATASETS_CACHE", "HF_TOKEN_PATH",
-                "HUGGINGFACE_HUB_CACHE", "HF_XET_CACHE", "HF_HUB_DISABLE_IMPLICIT_TOKEN"):
+    for key in (
+        "HF_TOKEN",
+        "HUGGING_FACE_HUB_TOKEN",
+        "HF_HUB_CACHE",
+        "HF_DATASETS_CACHE",
+        "HF_TOKEN_PATH",
+        "HUGGINGFACE_HUB_CACHE",
+        "HF_XET_CACHE",
+        "HF_HUB_DISABLE_IMPLICIT_TOKEN",
+    ):
         env.pop(key, None)
-    env.update(HF_ENDPOINT=url, HF_HUB_OFFLINE="0", HF_DATASETS_OFFLINE="0", HF_HUB_DISABLE_XET="1",
-               HF_HUB_DISABLE_TELEMETRY="1", HF_HOME=str(hf_home), HF_HUB_ETAG_TIMEOUT="30",
-               HF_HUB_DOWNLOAD_TIMEOUT="30")
+    env.update(
+        HF_ENDPOINT=url,
+        HF_HUB_OFFLINE="0",
+        HF_DATASETS_OFFLINE="0",
+        HF_HUB_DISABLE_XET="1",
+        HF_HUB_DISABLE_TELEMETRY="1",
+        HF_HOME=str(hf_home),
+        HF_HUB_ETAG_TIMEOUT="30",
+        HF_HUB_DOWNLOAD_TIMEOUT="30",
+    )
     if token is not None:
         env["HF_TOKEN"] = token
     return env

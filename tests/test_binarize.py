@@ -22,18 +22,25 @@ from pathlib import Path
 
 import pytest
 
+from karma_hf.errors import KarmaError
 from karma_hf.layout import DROP_REASONS, SPLITS, karma_modes, modes, shard_name
 from karma_hf.pairs.builder import build
-from karma_hf.errors import KarmaError
 from karma_hf.sources.loading import load_source
-from karma_hf.sources.ultrafeedback import (MalformedRow, parse_batch, parse_rating, parse_row,
-                                    prompt_id)
+from karma_hf.sources.ultrafeedback import MalformedRow, parse_batch, parse_rating, parse_row, prompt_id
 
 FIXTURE = Path(__file__).parent / "fixtures" / "ultrafeedback_mini.jsonl"
 RAW = [json.loads(line) for line in FIXTURE.read_text(encoding="utf-8").splitlines()]
 
-K, F2, EMPTY, NOKIN, TIE, UNK, BAD, SRC = ("kept", "fewer_than_two_scored", "empty_response", "no_kin_above_tau",
-                                           "tie", "unknown_model", "malformed", "excluded_source")
+K, F2, EMPTY, NOKIN, TIE, UNK, BAD, SRC = (
+    "kept",
+    "fewer_than_two_scored",
+    "empty_response",
+    "no_kin_above_tau",
+    "tie",
+    "unknown_model",
+    "malformed",
+    "excluded_source",
+)
 EXPECTED_REASONS = {
     "karma": [K, K, NOKIN, EMPTY, F2, F2, K, UNK, K, BAD, BAD, BAD, K, K, K, F2],
     # default recipe h4: ties kept (row 6), ultralm-65b excluded (rows 2, 4), truthful_qa dropped (row 13)
@@ -41,15 +48,33 @@ EXPECTED_REASONS = {
 }
 # (row -> (chosen_model, rejected_model)) per KARMA mode
 EXPECTED_PAIRS = {
-    "score": {0: ("gpt-4", "llama-2-70b-chat"), 1: ("bard", "gpt-3.5-turbo"), 6: ("wizardlm-70b", "wizardlm-13b"),
-              8: ("gpt-4", "bard"), 12: ("gpt-4", "bard"), 13: ("bard", "gpt-3.5-turbo"),
-              14: ("bard", "gpt-3.5-turbo")},
-    "sim": {0: ("llama-2-70b-chat", "llama-2-7b-chat"), 1: ("mpt-30b-chat", "alpaca-7b"),
-            6: ("wizardlm-13b", "llama-2-13b-chat"), 8: ("gpt-4", "bard"), 12: ("gpt-4", "bard"),
-            13: ("bard", "gpt-3.5-turbo"), 14: ("bard", "gpt-3.5-turbo")},
-    "score_sim": {0: ("gpt-4", "vicuna-33b"), 1: ("bard", "gpt-3.5-turbo"), 6: ("wizardlm-70b", "wizardlm-13b"),
-                  8: ("gpt-4", "bard"), 12: ("gpt-4", "bard"), 13: ("bard", "gpt-3.5-turbo"),
-                  14: ("bard", "gpt-3.5-turbo")},
+    "score": {
+        0: ("gpt-4", "llama-2-70b-chat"),
+        1: ("bard", "gpt-3.5-turbo"),
+        6: ("wizardlm-70b", "wizardlm-13b"),
+        8: ("gpt-4", "bard"),
+        12: ("gpt-4", "bard"),
+        13: ("bard", "gpt-3.5-turbo"),
+        14: ("bard", "gpt-3.5-turbo"),
+    },
+    "sim": {
+        0: ("llama-2-70b-chat", "llama-2-7b-chat"),
+        1: ("mpt-30b-chat", "alpaca-7b"),
+        6: ("wizardlm-13b", "llama-2-13b-chat"),
+        8: ("gpt-4", "bard"),
+        12: ("gpt-4", "bard"),
+        13: ("bard", "gpt-3.5-turbo"),
+        14: ("bard", "gpt-3.5-turbo"),
+    },
+    "score_sim": {
+        0: ("gpt-4", "vicuna-33b"),
+        1: ("bard", "gpt-3.5-turbo"),
+        6: ("wizardlm-70b", "wizardlm-13b"),
+        8: ("gpt-4", "bard"),
+        12: ("gpt-4", "bard"),
+        13: ("bard", "gpt-3.5-turbo"),
+        14: ("bard", "gpt-3.5-turbo"),
+    },
 }
 
 
@@ -82,8 +107,9 @@ def cache(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def built(tmp_path_factory, cache):
     out = tmp_path_factory.mktemp("build") / "karma-mini"
-    return build(FIXTURE, scores="ultrafeedback-paper", test_size=3, output=out, cache_dir=cache,
-                 ignore_unknown_models=True)
+    return build(
+        FIXTURE, scores="ultrafeedback-paper", test_size=3, output=out, cache_dir=cache, ignore_unknown_models=True
+    )
 
 
 # ----------------------------------------------------------------------------- parsing
@@ -104,8 +130,10 @@ def test_parse_row_reference():
     assert {c.model: c.rating for c in parse_row(RAW[0], "overall_score").completions}["llama-2-7b-chat"] == 9.0
     assert row0.prompt_id == hashlib.sha256(RAW[0]["instruction"].encode()).hexdigest()
     # H4's published prompt_id for this prompt (notes/ultrafeedback.md)
-    assert prompt_id("Which books are still banned in Canada?") == \
-        "aeccf551d9ba42fdf5f2044de43b8ce6e360fb523ace428317b81d804594e090"
+    assert (
+        prompt_id("Which books are still banned in Canada?")
+        == "aeccf551d9ba42fdf5f2044de43b8ce6e360fb523ace428317b81d804594e090"
+    )
     with pytest.raises(MalformedRow, match=r"completions\[1\]\.annotations\.honesty\.Rating = 'seven'"):
         parse_row(RAW[9])
     with pytest.raises(MalformedRow, match="^instruction is missing"):
@@ -129,7 +157,7 @@ def test_vectorised_parse_matches_reference(cache, rating):
     ds = datasets.concatenate_datasets([ds, datasets.Dataset.from_list([blank], features=ds.features)])
     parsed = parse_batch(ds.data.table, rating).to_pylist()
     assert parsed[-1]["malformed"] == "instruction is empty"
-    for i, (got, raw) in enumerate(zip(parsed, ds)):
+    for i, (got, raw) in enumerate(zip(parsed, ds, strict=False)):
         try:
             ref = parse_row(raw, rating)
         except MalformedRow as exc:
@@ -153,8 +181,10 @@ def test_every_row_accounted_for(built):
         assert built.row_reasons(mode) == expected, mode
         assert info["splits"]["train"] + info["splits"]["test"] == info["kept"]
         assert info["splits"]["train_sft"] == info["splits"]["train"]
-    assert built.report["skipped_completions"] == {"unknown_model": {"mystery-7b": 2},
-                                                   "excluded_model": {"ultralm-65b": 2}}
+    assert built.report["skipped_completions"] == {
+        "unknown_model": {"mystery-7b": 2},
+        "excluded_model": {"ultralm-65b": 2},
+    }
     assert [m["row"] for m in built.report["malformed_examples"]] == [9, 10, 11]
 
 
@@ -180,8 +210,16 @@ def test_karma_pairs_and_labels(built, mode):
 
 
 def test_rlaif_argilla_with_ultralm_65b(tmp_path, cache):
-    built = build(FIXTURE, modes=["rlaif"], rlaif_recipe="argilla", include_ultralm_65b=True, test_size=3,
-                  output=tmp_path / "argilla", cache_dir=cache, ignore_unknown_models=True)
+    built = build(
+        FIXTURE,
+        modes=["rlaif"],
+        rlaif_recipe="argilla",
+        include_ultralm_65b=True,
+        test_size=3,
+        output=tmp_path / "argilla",
+        cache_dir=cache,
+        ignore_unknown_models=True,
+    )
     assert built.row_reasons("rlaif") == [K, K, K, EMPTY, K, F2, TIE, UNK, K, BAD, BAD, BAD, K, K, K, F2]
     assert built.report["skipped_completions"]["excluded_model"] == {}
     assert "--rlaif-recipe argilla" in built.report["command"] and "--include-ultralm-65b" in built.report["command"]
@@ -202,19 +240,40 @@ def test_rlaif_draw_is_seeded(tmp_path, cache):
     source = load_source(FIXTURE, cache_dir=cache)
     picks = {}
     for seed in range(12):
-        result = build(source, modes=["rlaif"], seed=seed, test_size=0, output=tmp_path / str(seed),
-                       ignore_unknown_models=True, cache_dir=cache)
+        result = build(
+            source,
+            modes=["rlaif"],
+            seed=seed,
+            test_size=0,
+            output=tmp_path / str(seed),
+            ignore_unknown_models=True,
+            cache_dir=cache,
+        )
         rows = _rows_by_index(result, "rlaif")
         picks[seed] = rows[0]["rejected_model"]
     assert len(set(picks.values())) > 1  # the rejected side really is drawn
-    again = build(source, modes=["rlaif"], seed=3, test_size=0, output=tmp_path / "again",
-                  ignore_unknown_models=True, cache_dir=cache)
+    again = build(
+        source,
+        modes=["rlaif"],
+        seed=3,
+        test_size=0,
+        output=tmp_path / "again",
+        ignore_unknown_models=True,
+        cache_dir=cache,
+    )
     assert _rows_by_index(again, "rlaif")[0]["rejected_model"] == picks[3]
 
 
 def test_overall_score_option(tmp_path, cache):
-    result = build(FIXTURE, modes=["rlaif", "sim"], rating="overall_score", test_size=0, output=tmp_path / "o",
-                   ignore_unknown_models=True, cache_dir=cache)
+    result = build(
+        FIXTURE,
+        modes=["rlaif", "sim"],
+        rating="overall_score",
+        test_size=0,
+        output=tmp_path / "o",
+        ignore_unknown_models=True,
+        cache_dir=cache,
+    )
     rows = _rows_by_index(result, "rlaif")
     assert (rows[0]["chosen_model"], rows[0]["score_chosen"]) == ("llama-2-7b-chat", 9.0)
     assert result.report["rating"] == "overall_score"
@@ -226,13 +285,24 @@ def test_equal_s_pref_is_a_tie(tmp_path, cache):
     from karma_hf.scores import load_scores
 
     preset = load_scores("ultrafeedback-paper")
-    values = {m: list(v) for m, v in zip(preset.models, preset.values.tolist())}
+    values = {m: list(v) for m, v in zip(preset.models, preset.values.tolist(), strict=False)}
     values["gpt-3.5-turbo"] = values["bard"]  # same profile: cosine 1, equal S_pref
     csv = tmp_path / "tie.csv"
-    csv.write_text("model," + ",".join(preset.benchmarks) + "\n"
-                   + "".join(f"{m}," + ",".join(map(str, v)) + "\n" for m, v in values.items()))
-    result = build(FIXTURE, scores=str(csv), modes=karma_modes(), test_size=0, output=tmp_path / "t",
-                   ignore_unknown_models=True, cache_dir=cache)
+    csv.write_text(
+        "model,"
+        + ",".join(preset.benchmarks)
+        + "\n"
+        + "".join(f"{m}," + ",".join(map(str, v)) + "\n" for m, v in values.items())
+    )
+    result = build(
+        FIXTURE,
+        scores=str(csv),
+        modes=karma_modes(),
+        test_size=0,
+        output=tmp_path / "t",
+        ignore_unknown_models=True,
+        cache_dir=cache,
+    )
     for mode in karma_modes():
         reasons = result.row_reasons(mode)
         assert reasons[14] == TIE and reasons[13] == TIE, mode  # only bard + gpt-3.5-turbo answered
@@ -249,23 +319,29 @@ def test_unknown_models_are_an_error_by_default(tmp_path, cache):
 
 
 def test_strict_names_the_malformed_row(tmp_path, cache):
-    with pytest.raises(KarmaError, match=r"row 9 of .* malformed: completions\[1\]\.annotations\.honesty\."
-                                         r"Rating = 'seven'.*3 malformed"):
-        build(FIXTURE, test_size=3, output=tmp_path / "s", cache_dir=cache, ignore_unknown_models=True,
-              strict=True)
+    with pytest.raises(
+        KarmaError,
+        match=r"row 9 of .* malformed: completions\[1\]\.annotations\.honesty\."
+        r"Rating = 'seven'.*3 malformed",
+    ):
+        build(FIXTURE, test_size=3, output=tmp_path / "s", cache_dir=cache, ignore_unknown_models=True, strict=True)
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"modes": ["sim", "best"]}, "unknown mode"),
-    ({"test_size": 50}, "only 12 distinct"),
-    ({"test_size": 1.5}, "fraction"),
-    ({"rating": "mean"}, "--rating"),
-    ({"revision": "main"}, "Hub sources only"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"modes": ["sim", "best"]}, "unknown mode"),
+        ({"test_size": 50}, "only 12 distinct"),
+        ({"test_size": 1.5}, "fraction"),
+        ({"rating": "mean"}, "--rating"),
+        ({"revision": "main"}, "Hub sources only"),
+    ],
+)
 def test_bad_arguments(tmp_path, cache, kwargs, message):
     with pytest.raises(KarmaError, match=message):
-        build(FIXTURE, output=tmp_path / "x", cache_dir=cache, ignore_unknown_models=True,
-              **{"test_size": 3, **kwargs})
+        build(
+            FIXTURE, output=tmp_path / "x", cache_dir=cache, ignore_unknown_models=True, **{"test_size": 3, **kwargs}
+        )
 
 
 def test_missing_source_and_non_empty_output(tmp_path, built, cache):
@@ -284,8 +360,12 @@ def test_test_split_is_shared_by_prompt(built):
     assert test_ids and not (test_ids & train_ids)  # no prompt is tested in one mode and trained in another
     assert len(test_ids) <= 3 == built.report["test_prompts"]
     q0 = prompt_id(RAW[0]["instruction"])  # rows 0 and 12 share it: same side in every mode
-    sides = {split for mode in karma_modes() for split in ("train", "test")
-             if q0 in built.datasets[mode][split]["prompt_id"]}
+    sides = {
+        split
+        for mode in karma_modes()
+        for split in ("train", "test")
+        if q0 in built.datasets[mode][split]["prompt_id"]
+    }
     assert len(sides) == 1
     for mode in modes():
         assert built.datasets[mode]["train_sft"].to_list() == built.datasets[mode]["train"].to_list()
@@ -309,17 +389,25 @@ def test_layout_and_load_dataset(built, cache):
 
 
 def _digests(folder: Path) -> dict[str, str]:
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*.parquet"))} | {
-        "build_report.json": hashlib.sha256((folder / "build_report.json").read_bytes()).hexdigest()}
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*.parquet"))
+    } | {"build_report.json": hashlib.sha256((folder / "build_report.json").read_bytes()).hexdigest()}
 
 
 def test_byte_identical_rebuilds(tmp_path, built, cache):
     """Same inputs + seed => same bytes, whatever the batch size, process count or source format."""
     first = _digests(built.output)
     assert len(first) == 13
-    again = build(FIXTURE, test_size=3, output=tmp_path / "again", cache_dir=cache, ignore_unknown_models=True,
-                  batch_size=4, num_proc=2)
+    again = build(
+        FIXTURE,
+        test_size=3,
+        output=tmp_path / "again",
+        cache_dir=cache,
+        ignore_unknown_models=True,
+        batch_size=4,
+        num_proc=2,
+    )
     assert _digests(again.output) == first
     # the same rows from parquet, a save_to_disk folder and its .arrow file
     ds = load_source(FIXTURE, cache_dir=cache)
@@ -327,8 +415,9 @@ def test_byte_identical_rebuilds(tmp_path, built, cache):
     ds.save_to_disk(str(tmp_path / "uf_disk"))
     arrow_file = next((tmp_path / "uf_disk").glob("data-*.arrow"))
     for src in (tmp_path / "uf.parquet", tmp_path / "uf_disk", arrow_file):
-        other = build(src, test_size=3, output=tmp_path / f"from-{src.name}", cache_dir=cache,
-                      ignore_unknown_models=True)
+        other = build(
+            src, test_size=3, output=tmp_path / f"from-{src.name}", cache_dir=cache, ignore_unknown_models=True
+        )
         parquet = {k: v for k, v in _digests(other.output).items() if k.endswith(".parquet")}
         assert parquet == {k: v for k, v in first.items() if k.endswith(".parquet")}, src.name
 
@@ -339,13 +428,40 @@ def test_cli_build(tmp_path, capsys, cache, monkeypatch):
     monkeypatch.setenv("HF_DATASETS_CACHE", str(cache))
     out = tmp_path / "cli"
     with pytest.raises(SystemExit) as exc:
-        main(["build", "--source", str(FIXTURE), "--scores", "ultrafeedback-paper", "--test-size", "3",
-              "--modes", "sim,rlaif", "--output", str(out)])
+        main(
+            [
+                "build",
+                "--source",
+                str(FIXTURE),
+                "--scores",
+                "ultrafeedback-paper",
+                "--test-size",
+                "3",
+                "--modes",
+                "sim,rlaif",
+                "--output",
+                str(out),
+            ]
+        )
     assert exc.value.code == 2
     assert "error: model(s)" in capsys.readouterr().err
     with pytest.raises(SystemExit) as exc:
-        main(["build", "--source", str(FIXTURE), "--scores", "ultrafeedback-paper", "--test-size", "3",
-              "--modes", "sim,rlaif", "--ignore-unknown-models", "--output", str(out)])
+        main(
+            [
+                "build",
+                "--source",
+                str(FIXTURE),
+                "--scores",
+                "ultrafeedback-paper",
+                "--test-size",
+                "3",
+                "--modes",
+                "sim,rlaif",
+                "--ignore-unknown-models",
+                "--output",
+                str(out),
+            ]
+        )
     assert exc.value.code == 0
     captured = capsys.readouterr()
     assert "dropped: no_kin_above_tau" in captured.out and "llama-2-70b-chat > llama-2-7b-chat" in captured.out

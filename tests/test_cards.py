@@ -10,11 +10,17 @@ from pathlib import Path
 import pytest
 import yaml
 
+from karma_hf.cards.dataset import (
+    dataset_card_metadata as card_metadata,
+)
+from karma_hf.cards.dataset import (
+    render_dataset_card,
+    size_category,
+    write_dataset_card,
+)
+from karma_hf.cards.model import render_model_card_section
 from karma_hf.layout import DROP_REASONS, SPLITS, output_schema, shard_name
 from karma_hf.pairs.builder import build
-from karma_hf.cards.model import render_model_card_section
-from karma_hf.cards.dataset import (dataset_card_metadata as card_metadata, render_dataset_card, size_category,
-                            write_dataset_card)
 
 FIXTURE = Path(__file__).parent / "fixtures" / "ultrafeedback_mini.jsonl"
 
@@ -23,8 +29,14 @@ FIXTURE = Path(__file__).parent / "fixtures" / "ultrafeedback_mini.jsonl"
 def built(tmp_path_factory):
     cache = tmp_path_factory.mktemp("hf-cache")
     out = tmp_path_factory.mktemp("card") / "karma-mini"
-    return build(FIXTURE, test_size=3, output=out, cache_dir=cache, ignore_unknown_models=True,
-                 command="karma build --source tests/fixtures/ultrafeedback_mini.jsonl --output karma-mini")
+    return build(
+        FIXTURE,
+        test_size=3,
+        output=out,
+        cache_dir=cache,
+        ignore_unknown_models=True,
+        command="karma build --source tests/fixtures/ultrafeedback_mini.jsonl --output karma-mini",
+    )
 
 
 def _front_matter(text: str) -> dict:
@@ -122,9 +134,14 @@ def test_model_card_section(built):
     from karma_hf.set_provenance import dataset_provenance
 
     dataset = dataset_provenance(str(built.output), "sim")
-    prov = {"karma_hf_version": "9.9", "stage": "dpo", "dataset": {**dataset, "name": "me/karma-uf"},
-            "versions": {"trl": "1.16.0"}, "world_size": 2,
-            "run_config": {"model": {"model_name_or_path": "org/base"}}}
+    prov = {
+        "karma_hf_version": "9.9",
+        "stage": "dpo",
+        "dataset": {**dataset, "name": "me/karma-uf"},
+        "versions": {"trl": "1.16.0"},
+        "world_size": 2,
+        "run_config": {"model": {"model_name_or_path": "org/base"}},
+    }
     text = render_model_card_section(prov, batch_rows=12, batch_kinship_mean=0.5)
     assert text.startswith("<!-- karma-provenance:begin -->") and text.endswith("<!-- karma-provenance:end -->")
     assert "**me/karma-uf**" in text and "**`sim`**" in text and "K_sim" in text

@@ -19,11 +19,23 @@ SPLITS = ("train", "test", "train_sft")
 @pytest.fixture(scope="module")
 def quickstart(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
     root = tmp_path_factory.mktemp("quickstart")
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "HF_HOME": str(root / "hf-home"),
-           "COLUMNS": "100", "NO_COLOR": "1"}
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "HF_DATASETS_OFFLINE": "1",
+        "HF_HOME": str(root / "hf-home"),
+        "COLUMNS": "100",
+        "NO_COLOR": "1",
+    }
     out = root / "qs"
-    res = subprocess.run([sys.executable, "-m", "karma_hf.cli", "quickstart", "--out", str(out)],
-                         capture_output=True, text=True, env=env, timeout=300, cwd=root)
+    res = subprocess.run(
+        [sys.executable, "-m", "karma_hf.cli", "quickstart", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        cwd=root,
+    )
     assert res.returncode == 0, res.stderr[-3000:] + res.stdout[-3000:]
     return out, res
 
@@ -34,9 +46,17 @@ def test_artefacts_exist(quickstart):
     for mode in MODES:
         for split in SPLITS:
             assert (out / "dataset" / mode / f"{split}-00000-of-00001.parquet").is_file(), (mode, split)
-    for rel in ("dataset/README.md", "dataset/build_report.json", "plots/pca.png", "plots/dendrograms.png",
-                "plots/kinship_heatmap.png", "report/report.md", "report/report.json", "quickstart.json",
-                *(f"report/figures/{n}.png" for n in ("rating_gap", "agreement", "kinship", "factors", "model_pairs"))):
+    for rel in (
+        "dataset/README.md",
+        "dataset/build_report.json",
+        "plots/pca.png",
+        "plots/dendrograms.png",
+        "plots/kinship_heatmap.png",
+        "report/report.md",
+        "report/report.json",
+        "quickstart.json",
+        *(f"report/figures/{n}.png" for n in ("rating_gap", "agreement", "kinship", "factors", "model_pairs")),
+    ):
         path = out / rel
         assert path.is_file() and path.stat().st_size > 0, rel
         if path.suffix == ".png":
@@ -46,8 +66,16 @@ def test_artefacts_exist(quickstart):
         assert (out / rel).is_file()
     # the terminal summary: rows per mode, top pairs, file locations, next commands
     text = res.stdout
-    for needle in ("score_sim", "rlaif", "Top pairs", "report.md", "karma push", "--repo you/karma-uf-sample",
-                   "karma train dpo --config recipes/", "load_dataset("):
+    for needle in (
+        "score_sim",
+        "rlaif",
+        "Top pairs",
+        "report.md",
+        "karma push",
+        "--repo you/karma-uf-sample",
+        "karma train dpo --config recipes/",
+        "load_dataset(",
+    ):
         assert needle in text, needle
     report_md = (out / "report" / "report.md").read_text()
     assert all(f"](figures/{n}.png)" in report_md for n in ("rating_gap", "agreement", "kinship", "factors"))
@@ -96,7 +124,10 @@ def test_report_shows_the_built_in_difference(quickstart):
     # the default rlaif recipe (h4) ranks by overall_score, not by these aspect ratings: mostly, not always, agreeing
     assert 0.7 < rep["modes"]["rlaif"]["agreement"]["share_agree"] < 1.0
     # rlaif rewards length more often than the kinship pairs do
-    assert rep["modes"]["rlaif"]["factors"]["words"]["share_chosen_more"] > rep["modes"]["sim"]["factors"]["words"]["share_chosen_more"]
+    assert (
+        rep["modes"]["rlaif"]["factors"]["words"]["share_chosen_more"]
+        > rep["modes"]["sim"]["factors"]["words"]["share_chosen_more"]
+    )
 
 
 @pytest.mark.slow
@@ -107,18 +138,34 @@ def test_rerun_is_byte_identical_and_foreign_folder_refused(quickstart, tmp_path
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf-home")}
 
     def digest() -> dict[str, str]:
-        return {str(p.relative_to(out)): hashlib.sha256(p.read_bytes()).hexdigest()
-                for p in sorted(out.rglob("*")) if p.is_file()}
+        return {
+            str(p.relative_to(out)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(out.rglob("*"))
+            if p.is_file()
+        }
 
     before = digest()
-    res = subprocess.run([sys.executable, "-m", "karma_hf.cli", "quickstart", "--out", str(out)],
-                         capture_output=True, text=True, env=env, timeout=300, cwd=out.parent)
+    res = subprocess.run(
+        [sys.executable, "-m", "karma_hf.cli", "quickstart", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        cwd=out.parent,
+    )
     assert res.returncode == 0, res.stderr[-3000:]
     assert digest() == before  # same inputs => the same bytes, every file (parquet, card, PNGs, JSON)
     foreign = tmp_path / "foreign"
     foreign.mkdir()
     (foreign / "notes.txt").write_text("mine")
-    res = subprocess.run([sys.executable, "-m", "karma_hf.cli", "quickstart", "--out", str(foreign)],
-                         capture_output=True, text=True, env=env, timeout=120)
-    assert res.returncode == 2 and res.stderr.startswith("error: ") and "not written by `karma quickstart`" in res.stderr
+    res = subprocess.run(
+        [sys.executable, "-m", "karma_hf.cli", "quickstart", "--out", str(foreign)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert (
+        res.returncode == 2 and res.stderr.startswith("error: ") and "not written by `karma quickstart`" in res.stderr
+    )
     assert (foreign / "notes.txt").read_text() == "mine"

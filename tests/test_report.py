@@ -12,11 +12,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from karma_hf.errors import KarmaError
 from karma_hf.analysis.factors import FACTORS, compare, factor_arrays, factors_of, last_assistant_text
 from karma_hf.analysis.quality import load_pairs
 from karma_hf.analysis.quality import quality_report as build_report
 from karma_hf.analysis.report import run_report
+from karma_hf.errors import KarmaError
 
 
 def _msg(text: str) -> list[dict]:
@@ -26,12 +26,22 @@ def _msg(text: str) -> list[dict]:
 def _write(folder: Path, mode: str, split: str, pairs: list[dict]) -> None:
     rows = []
     for i, p in enumerate(pairs):
-        rows.append({
-            "prompt": [{"role": "user", "content": f"q{i}"}], "chosen": _msg(p["c"]), "rejected": _msg(p["r"]),
-            "prompt_id": f"{i:064x}", "chosen_model": p["cm"], "rejected_model": p["rm"],
-            "kinship": p["k"], "s_pref_chosen": p["sc"], "s_pref_rejected": p["sr"],
-            "score_chosen": p["gc"], "score_rejected": p["gr"], "source": "hand",
-        })
+        rows.append(
+            {
+                "prompt": [{"role": "user", "content": f"q{i}"}],
+                "chosen": _msg(p["c"]),
+                "rejected": _msg(p["r"]),
+                "prompt_id": f"{i:064x}",
+                "chosen_model": p["cm"],
+                "rejected_model": p["rm"],
+                "kinship": p["k"],
+                "s_pref_chosen": p["sc"],
+                "s_pref_rejected": p["sr"],
+                "score_chosen": p["gc"],
+                "score_rejected": p["gr"],
+                "source": "hand",
+            }
+        )
     (folder / mode).mkdir(parents=True, exist_ok=True)
     pq.write_table(pa.Table.from_pylist(rows), folder / mode / f"{split}-00000-of-00001.parquet")
 
@@ -43,8 +53,17 @@ SIM_TRAIN = [
     dict(c="**bold** text", r="**bold** text", cm="c", rm="d", k=1.0, sc=0.5, sr=0.2, gc=2.0, gr=2.0),
 ]
 SIM_TEST = [
-    dict(c="```\ncode\n```\n# Title", r="I'm sorry, but I cannot help with that.", cm="a", rm="b",
-         k=0.5, sc=0.9, sr=0.5, gc=5.0, gr=1.0),
+    dict(
+        c="```\ncode\n```\n# Title",
+        r="I'm sorry, but I cannot help with that.",
+        cm="a",
+        rm="b",
+        k=0.5,
+        sc=0.9,
+        sr=0.5,
+        gc=5.0,
+        gr=1.0,
+    ),
     dict(c="same", r="same", cm="c", rm="d", k=0.8, sc=0.5, sr=0.25, gc=3.0, gr=None),
 ]
 # rlaif: 2 pairs, gaps 4 and 2, one with an unscored model (kinship / S_pref missing)
@@ -65,9 +84,11 @@ def hand_dataset(tmp_path: Path) -> Path:
 
 
 def test_factor_counts_exact():
-    text = ("Sure! I'm not sure, but it might work.\n\n## Setup\nTitle\n=====\n\n- **one** item\n2. two __b__\n"
-            "```python\n# not a header\n- not a list\n```\n"
-            "I'm sorry, but I cannot help with that. As an AI language model I may fail.\n")
+    text = (
+        "Sure! I'm not sure, but it might work.\n\n## Setup\nTitle\n=====\n\n- **one** item\n2. two __b__\n"
+        "```python\n# not a header\n- not a list\n```\n"
+        "I'm sorry, but I cannot help with that. As an AI language model I may fail.\n"
+    )
     f = factors_of(text)
     assert f["list_items"] == 2  # "- **one** item", "2. two"; not the "- not a list" inside the code block
     assert f["headers"] == 2  # "## Setup" and the setext "Title"; not "# not a header" in code
@@ -113,17 +134,28 @@ def test_report_numbers_on_hand_made_pairs(hand_dataset: Path, tmp_path: Path):
     assert sim["rating_gap"]["share_at_least_1"] == pytest.approx(0.5)
     assert sim["rating_gap"]["share_at_least_2"] == pytest.approx(0.25)
     assert sum(sim["rating_gap"]["histogram"]["counts"]) == 4
-    assert sim["agreement"] == {"agree": 2, "tie": 1, "disagree": 1, "share_agree": 0.5,
-                                "share_tie": 0.25, "share_disagree": 0.25}
+    assert sim["agreement"] == {
+        "agree": 2,
+        "tie": 1,
+        "disagree": 1,
+        "share_agree": 0.5,
+        "share_tie": 0.25,
+        "share_disagree": 0.25,
+    }
     assert sim["kinship"]["mean"] == pytest.approx((0.9 + 0.8 + 1.0 + 0.5 + 0.8) / 5)
     assert sim["kinship"]["min"] == pytest.approx(0.5) and sim["kinship"]["missing"] == 0
     assert sim["s_pref_gap"]["mean"] == pytest.approx((0.1 + 0.2 + 0.3 + 0.4 + 0.25) / 5)
 
     f = sim["factors"]
     # words: chosen more in pair 1 only; equal in pairs 3 and 5; less in pairs 2 and 4
-    assert (f["words"]["share_chosen_more"], f["words"]["share_equal"], f["words"]["share_chosen_less"]) == \
-        pytest.approx((0.2, 0.4, 0.4))
-    assert f["list_items"]["share_chosen_more"] == pytest.approx(0.2) and f["list_items"]["mean_diff"] == pytest.approx(0.4)
+    assert (
+        f["words"]["share_chosen_more"],
+        f["words"]["share_equal"],
+        f["words"]["share_chosen_less"],
+    ) == pytest.approx((0.2, 0.4, 0.4))
+    assert f["list_items"]["share_chosen_more"] == pytest.approx(0.2) and f["list_items"][
+        "mean_diff"
+    ] == pytest.approx(0.4)
     assert f["code_blocks"]["share_chosen_more"] == pytest.approx(0.2)
     assert f["headers"]["share_chosen_more"] == pytest.approx(0.2)
     assert f["bold"]["share_equal"] == pytest.approx(1.0)
@@ -145,7 +177,13 @@ def test_report_numbers_on_hand_made_pairs(hand_dataset: Path, tmp_path: Path):
 def test_report_files(hand_dataset: Path, tmp_path: Path):
     res = run_report(hand_dataset, out=tmp_path / "rep")
     md = res.markdown.read_text()
-    assert [p.name for p in res.figures] == ["rating_gap.png", "agreement.png", "kinship.png", "factors.png", "model_pairs.png"]
+    assert [p.name for p in res.figures] == [
+        "rating_gap.png",
+        "agreement.png",
+        "kinship.png",
+        "factors.png",
+        "model_pairs.png",
+    ]
     for p in res.figures:
         data = p.read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n"
@@ -157,7 +195,7 @@ def test_report_files(hand_dataset: Path, tmp_path: Path):
     res2 = run_report(hand_dataset, out=tmp_path / "rep2")
     assert res2.json.read_bytes() == res.json.read_bytes()
     assert res2.markdown.read_bytes() == res.markdown.read_bytes()
-    for a, b in zip(res.figures, res2.figures):
+    for a, b in zip(res.figures, res2.figures, strict=False):
         assert a.read_bytes() == b.read_bytes()
 
 
@@ -212,11 +250,17 @@ def test_report_on_a_hub_dataset(tmp_path: Path, hub_server):
         "- config_name: sim\n  data_files:\n  - split: train\n    path: sim/train-00000-of-00001.parquet\n"
         "  - split: test\n    path: sim/test-00000-of-00001.parquet\n"
         "- config_name: rlaif\n  data_files:\n  - split: train\n    path: rlaif/train-00000-of-00001.parquet\n"
-        "---\n# hand-made pairs\n")
+        "---\n# hand-made pairs\n"
+    )
     hub_server.hub.seed_folder("testuser/report-hand", folder)
     env = {**os.environ, **hub_server.env(tmp_path / "home")}
-    res = subprocess.run([sys.executable, "-m", "karma_hf.cli", "report", "testuser/report-hand",
-                          "--out", str(tmp_path / "rep")], capture_output=True, text=True, env=env, timeout=300)
+    res = subprocess.run(
+        [sys.executable, "-m", "karma_hf.cli", "report", "testuser/report-hand", "--out", str(tmp_path / "rep")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert res.returncode == 0, res.stderr[-3000:]
     rep = json.loads((tmp_path / "rep" / "report.json").read_text())
     assert rep["dataset"] == "testuser/report-hand" and list(rep["modes"]) == ["sim", "rlaif"]

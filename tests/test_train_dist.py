@@ -10,13 +10,12 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from karma_set import write_karma_set
 
 REPO = Path(__file__).resolve().parents[1]
 
 # Loaded by every process of the job (PYTHONPATH): logs which rank writes which file.
-SITECUSTOMIZE = '''
+SITECUSTOMIZE = """
 import os, pathlib
 _orig = pathlib.Path.write_text
 def _logged(self, *a, **k):
@@ -27,7 +26,7 @@ pathlib.Path.write_text = _logged
 if "RANK" in os.environ:
     with open(os.environ["KARMA_WRITE_LOG"], "a") as f:
         f.write(f"{os.environ['RANK']} <hook-loaded>\\n")
-'''
+"""
 
 
 @pytest.mark.slow
@@ -35,6 +34,7 @@ def test_torchrun_two_processes_one_writer(tiny_model_dir, tmp_path):
     eval_args = []
     try:
         import karma_hf.evaluation.run  # noqa: F401
+
         eval_args = ["--karma_eval_tasks", "karma_arc_easy", "--karma_eval_limit", "2"]
     except ImportError:
         pass
@@ -44,17 +44,46 @@ def test_torchrun_two_processes_one_writer(tiny_model_dir, tmp_path):
     hook.mkdir()
     (hook / "sitecustomize.py").write_text(SITECUSTOMIZE)
     log = tmp_path / "writes.log"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(hook), os.environ.get("PYTHONPATH", "")]),
-           "KARMA_WRITE_LOG": str(log), "KARMA_DATA_DIR": str(REPO / "tests/fixtures/karma_data"),
-           "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--standalone",
-           "-m", "karma_hf.cli", "train", "dpo", "--config", str(REPO / "recipes/tiny/dpo.yaml"),
-           "--model_name_or_path", str(tiny_model_dir), "--dataset_name", str(data), "--dataset_config", "sim",
-           "--output_dir", str(out), "--max_steps", "3", "--per_device_train_batch_size", "2", "--logging_steps", "1",
-           *eval_args]
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(hook), os.environ.get("PYTHONPATH", "")]),
+        "KARMA_WRITE_LOG": str(log),
+        "KARMA_DATA_DIR": str(REPO / "tests/fixtures/karma_data"),
+        "OMP_NUM_THREADS": "1",
+    }
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--standalone",
+        "-m",
+        "karma_hf.cli",
+        "train",
+        "dpo",
+        "--config",
+        str(REPO / "recipes/tiny/dpo.yaml"),
+        "--model_name_or_path",
+        str(tiny_model_dir),
+        "--dataset_name",
+        str(data),
+        "--dataset_config",
+        "sim",
+        "--output_dir",
+        str(out),
+        "--max_steps",
+        "3",
+        "--per_device_train_batch_size",
+        "2",
+        "--logging_steps",
+        "1",
+        *eval_args,
+    ]
     # own process group, so a hung rank is killed with the launcher instead of outliving the test
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            cwd=tmp_path, start_new_session=True)
+    proc = subprocess.Popen(
+        cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path, start_new_session=True
+    )
     try:
         stdout, stderr = proc.communicate(timeout=180)
     except subprocess.TimeoutExpired:

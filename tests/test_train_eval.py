@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
-
 from karma_set import write_karma_set
+
 from karma_hf.evaluation.compare import compare_runs
 from karma_hf.scores import KARMA_TASKS, load_scores
 from karma_hf.train import train
@@ -22,10 +22,31 @@ def test_train_then_karma_eval_writes_results_that_load_scores_reads(tiny_model_
     monkeypatch.setenv("KARMA_DATA_DIR", str(KARMA_DATA))
     data = write_karma_set(tmp_path / "set", modes=("score",))
     out = tmp_path / "run-score"
-    result = train("dpo", ["--config", str(REPO / "recipes/tiny/dpo.yaml"), "--model_name_or_path",
-                           str(tiny_model_dir), "--dataset_name", str(data), "--output_dir", str(out),
-                           "--max_steps", "2", "--karma_eval_tasks", "karma", "--karma_eval_limit", "2",
-                           "--save_strategy", "steps", "--save_steps", "2", "--karma_eval_on_save", "true"])
+    result = train(
+        "dpo",
+        [
+            "--config",
+            str(REPO / "recipes/tiny/dpo.yaml"),
+            "--model_name_or_path",
+            str(tiny_model_dir),
+            "--dataset_name",
+            str(data),
+            "--output_dir",
+            str(out),
+            "--max_steps",
+            "2",
+            "--karma_eval_tasks",
+            "karma",
+            "--karma_eval_limit",
+            "2",
+            "--save_strategy",
+            "steps",
+            "--save_steps",
+            "2",
+            "--karma_eval_on_save",
+            "true",
+        ],
+    )
     files = sorted((out / "karma_eval").glob("*/results_*.json"))
     assert len(files) == 1 and result.eval_files == files
     # --karma_eval_on_save: the checkpoint was scored too, apart from the final model's results

@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from karma_set import write_karma_set
 
 REPO = Path(__file__).resolve().parents[1]
@@ -31,9 +30,14 @@ def test_train_sft_and_dpo_from_the_hub(hub_server, tiny_model_dir, tmp_path):
     repo = "testuser/karma-train-source"
     sha = hub_server.hub.seed_folder(repo, write_karma_set(tmp_path / "set", modes=("score", "sim")))
     out = tmp_path / "runs"
-    proc = subprocess.run([sys.executable, "-c", SCRIPT, str(tiny_model_dir), repo, sha, str(out)],
-                          env=hub_server.env(tmp_path / "home", token=None), cwd=REPO,
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-c", SCRIPT, str(tiny_model_dir), repo, sha, str(out)],
+        env=hub_server.env(tmp_path / "home", token=None),
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert json.loads(proc.stdout.strip().splitlines()[-1]) == [2, 2]
     for stage, mode in (("dpo", "score"), ("sft", "sim")):

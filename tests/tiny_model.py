@@ -14,7 +14,7 @@ from pathlib import Path
 CHAT_TEMPLATE = (
     "{% for message in messages %}"
     "{% if message['role'] == 'assistant' %}"
-    "{{ '<|im_start|>assistant\\n' }}{% generation %}{{ message['content'] + '<|im_end|>' }}{% endgeneration %}{{ '\\n' }}"
+    "{{ '<|im_start|>assistant\\n' }}{% generation %}{{ message['content'] + '<|im_end|>' }}{% endgeneration %}{{ '\\n' }}"  # noqa: E501
     "{% else %}"
     "{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>\\n' }}"
     "{% endif %}"
@@ -46,8 +46,9 @@ def _corpus(limit: int = 120) -> list[str]:
     return lines
 
 
-def build_tiny_model(out: Path, arch: str = "llama", hidden: int = 64, layers: int = 2,
-                     vocab: int = 1024, seed: int = 0) -> Path:
+def build_tiny_model(
+    out: Path, arch: str = "llama", hidden: int = 64, layers: int = 2, vocab: int = 1024, seed: int = 0
+) -> Path:
     """Write a tokenizer + randomly initialised causal LM to ``out`` and return it."""
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
@@ -59,26 +60,45 @@ def build_tiny_model(out: Path, arch: str = "llama", hidden: int = 64, layers: i
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
     tok.post_processor = processors.ByteLevel(trim_offsets=False)
-    trainer = trainers.BpeTrainer(vocab_size=vocab, min_frequency=2, special_tokens=SPECIAL,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-                                  show_progress=False)
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab,
+        min_frequency=2,
+        special_tokens=SPECIAL,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
     tok.train_from_iterator(_corpus(), trainer=trainer)
-    hf_tok = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<|endoftext|>",
-                                     eos_token="<|im_end|>", pad_token="<|pad|>", unk_token=None,
-                                     padding_side="right", model_max_length=2048)
+    hf_tok = PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        bos_token="<|endoftext|>",
+        eos_token="<|im_end|>",
+        pad_token="<|pad|>",
+        unk_token=None,
+        padding_side="right",
+        model_max_length=2048,
+    )
     hf_tok.chat_template = CHAT_TEMPLATE
     hf_tok.save_pretrained(out)
 
-    ids = dict(bos_token_id=hf_tok.bos_token_id, eos_token_id=hf_tok.eos_token_id,
-               pad_token_id=hf_tok.pad_token_id)
+    ids = dict(bos_token_id=hf_tok.bos_token_id, eos_token_id=hf_tok.eos_token_id, pad_token_id=hf_tok.pad_token_id)
     torch.manual_seed(seed)
     if arch == "qwen2":
-        from transformers import Qwen2Config as Config, Qwen2ForCausalLM as Model
+        from transformers import Qwen2Config as Config
+        from transformers import Qwen2ForCausalLM as Model
     else:
-        from transformers import LlamaConfig as Config, LlamaForCausalLM as Model
-    cfg = Config(vocab_size=len(hf_tok), hidden_size=hidden, intermediate_size=hidden * 2,
-                 num_hidden_layers=layers, num_attention_heads=4, num_key_value_heads=2,
-                 max_position_embeddings=2048, tie_word_embeddings=True, **ids)
+        from transformers import LlamaConfig as Config
+        from transformers import LlamaForCausalLM as Model
+    cfg = Config(
+        vocab_size=len(hf_tok),
+        hidden_size=hidden,
+        intermediate_size=hidden * 2,
+        num_hidden_layers=layers,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=2048,
+        tie_word_embeddings=True,
+        **ids,
+    )
     model = Model(cfg)
     model.generation_config = GenerationConfig(do_sample=False, max_new_tokens=32, **ids)
     model.save_pretrained(out)
