@@ -54,10 +54,11 @@ def test_wheel_install_has_tasks_and_groups(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr[-4000:]
     info = json.loads(proc.stdout.strip().splitlines()[-1])
     assert Path(info["path"]).is_relative_to(target), info["path"]   # the installed copy, not the repo
-    assert info["names"] == ["karma", "karma-instruction", "karma-knowledge", "karma-reasoning",
+    cot = [f"karma-cot-{t}" for t in ("arc_challenge", "arc_easy", "hellaswag", "mmlu_pro", "mmlu_stem")]
+    assert info["names"] == ["karma", "karma-cot", *cot, "karma-instruction", "karma-knowledge", "karma-reasoning",
                              "karma_arc_challenge", "karma_arc_easy", "karma_hellaswag", "karma_ifeval",
                              "karma_mmlu_pro", "karma_mmlu_stem"]
-    assert info["groups"] == ["karma", "karma-instruction", "karma-knowledge", "karma-reasoning"]
+    assert info["groups"] == ["karma", "karma-cot", "karma-instruction", "karma-knowledge", "karma-reasoning"]
     assert "karma_arc_challenge" in info["loaded"]
     shipped = {p.name for p in Path(info["path"]).iterdir()}
     assert {"utils.py", "_karma_mc_yaml", "karma.yaml", "karma_ifeval.yaml"} <= shipped
