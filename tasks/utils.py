@@ -30,14 +30,29 @@ LETTERS = string.ascii_uppercase
 INVALID = "[invalid]"
 
 #: The 19 MMLU subjects lm-eval's ``mmlu`` groups under ``stem``.
-MMLU_STEM_SUBJECTS = frozenset({
-    "abstract_algebra", "anatomy", "astronomy", "college_biology", "college_chemistry",
-    "college_computer_science", "college_mathematics", "college_physics", "computer_security",
-    "conceptual_physics", "electrical_engineering", "elementary_mathematics",
-    "high_school_biology", "high_school_chemistry", "high_school_computer_science",
-    "high_school_mathematics", "high_school_physics", "high_school_statistics",
-    "machine_learning",
-})
+MMLU_STEM_SUBJECTS = frozenset(
+    {
+        "abstract_algebra",
+        "anatomy",
+        "astronomy",
+        "college_biology",
+        "college_chemistry",
+        "college_computer_science",
+        "college_mathematics",
+        "college_physics",
+        "computer_security",
+        "conceptual_physics",
+        "electrical_engineering",
+        "elementary_mathematics",
+        "high_school_biology",
+        "high_school_chemistry",
+        "high_school_computer_science",
+        "high_school_mathematics",
+        "high_school_physics",
+        "high_school_statistics",
+        "machine_learning",
+    }
+)
 
 # Make a cached punkt_tab visible before lm-eval's IFEval module is imported (that import
 # otherwise tries a network download). Cheap and silent; karma_ifeval's loader re-checks
@@ -46,6 +61,7 @@ nltk_data.prepare_punkt_tab()
 
 
 # --------------------------------------------------------------------------- data loading
+
 
 def load_source(karma_source: str, **_metadata: Any):
     """``custom_dataset`` for every karma task: the source's splits as a ``DatasetDict``.
@@ -62,9 +78,9 @@ def load_source(karma_source: str, **_metadata: Any):
     if root is not None:
         files = require_local(root, karma_source)
         return datasets.load_dataset("json", data_files={k: str(v) for k, v in files.items()})
-    return datasets.DatasetDict({
-        split: datasets.load_dataset(src.repo, src.config, split=split) for split in src.splits
-    })
+    return datasets.DatasetDict(
+        {split: datasets.load_dataset(src.repo, src.config, split=split) for split in src.splits}
+    )
 
 
 def load_ifeval(karma_source: str = "ifeval", **metadata: Any):
@@ -98,8 +114,11 @@ def _with_letter(options: Sequence[str], index: int, item: str) -> str:
 
 def _mmlu_row(doc: dict) -> dict:
     options = list(doc["choices"])
-    return {"question": doc["question"].strip(), "options": options,
-            "gold": _with_letter(options, int(doc["answer"]), f"mmlu {doc['subject']} item")}
+    return {
+        "question": doc["question"].strip(),
+        "options": options,
+        "gold": _with_letter(options, int(doc["answer"]), f"mmlu {doc['subject']} item"),
+    }
 
 
 def process_mmlu_stem(dataset):
@@ -115,8 +134,11 @@ def _mmlu_pro_row(doc: dict) -> dict:
     if answer not in kept:
         raise KarmaError(f"MMLU-Pro question_id {doc['question_id']}: the answer is an 'N/A' option")
     options = [doc["options"][i] for i in kept]
-    return {"question": doc["question"].strip(), "options": options,
-            "gold": _with_letter(options, kept.index(answer), f"MMLU-Pro question_id {doc['question_id']}")}
+    return {
+        "question": doc["question"].strip(),
+        "options": options,
+        "gold": _with_letter(options, kept.index(answer), f"MMLU-Pro question_id {doc['question_id']}"),
+    }
 
 
 def process_mmlu_pro(dataset):
@@ -131,8 +153,11 @@ def _arc_row(doc: dict) -> dict:
         raise KarmaError(f"ARC item {doc['id']}: answerKey {key!r} is not one of its labels {labels}")
     options = list(doc["choices"]["text"])
     # Labels are "A".."E" or "1".."5"; options are re-lettered by position either way.
-    return {"question": doc["question"].strip(), "options": options,
-            "gold": _with_letter(options, labels.index(key), f"ARC item {doc['id']}")}
+    return {
+        "question": doc["question"].strip(),
+        "options": options,
+        "gold": _with_letter(options, labels.index(key), f"ARC item {doc['id']}"),
+    }
 
 
 def process_arc(dataset):
@@ -149,15 +174,22 @@ def _clean_hellaswag(text: str) -> str:
 
 def _hellaswag_row(doc: dict) -> dict:
     context = f"{doc['ctx_a']} {doc['ctx_b'].capitalize()}".strip()
-    question = ("Which option is the most plausible continuation of this text?\n"
-                f"{_clean_hellaswag(doc['activity_label'] + ': ' + context)}")
+    question = (
+        "Which option is the most plausible continuation of this text?\n"
+        f"{_clean_hellaswag(doc['activity_label'] + ': ' + context)}"
+    )
     options = [_clean_hellaswag(e) for e in doc["endings"]]
     label = str(doc["label"]).strip()
     if not label.isdigit():
-        raise KarmaError(f"HellaSwag ind {doc['ind']}: label {label!r} is not an ending index "
-                         "(the unlabelled test split cannot be scored; use validation)")
-    return {"question": question, "options": options,
-            "gold": _with_letter(options, int(label), f"HellaSwag ind {doc['ind']}")}
+        raise KarmaError(
+            f"HellaSwag ind {doc['ind']}: label {label!r} is not an ending index "
+            "(the unlabelled test split cannot be scored; use validation)"
+        )
+    return {
+        "question": question,
+        "options": options,
+        "gold": _with_letter(options, int(label), f"HellaSwag ind {doc['ind']}"),
+    }
 
 
 def process_hellaswag(dataset):
@@ -166,6 +198,7 @@ def process_hellaswag(dataset):
 
 
 # --------------------------------------------------------------------------- prompts
+
 
 def doc_to_text(doc: dict) -> str:
     """The question and its lettered options, ending with ``Answer:``."""
@@ -202,12 +235,12 @@ class _CotSource:
     """How one source becomes chain-of-thought prompts."""
 
     def __init__(self, row: Any, subject: Any, words: Any, ident: Any, rationale: Any, keep: Any = None) -> None:
-        self.row = row              # source row -> normalised {question, options, gold}
-        self.subject = subject      # source row -> subject key; None: zero-shot (no examples)
-        self.words = words          # subject key -> words for the header
-        self.ident = ident          # (few-shot row, its index) -> id recorded in cot_shot_ids
+        self.row = row  # source row -> normalised {question, options, gold}
+        self.subject = subject  # source row -> subject key; None: zero-shot (no examples)
+        self.words = words  # subject key -> words for the header
+        self.ident = ident  # (few-shot row, its index) -> id recorded in cot_shot_ids
         self.rationale = rationale  # few-shot row -> its reasoning text, or None
-        self.keep = keep            # eval row -> worth tagging (None: all)
+        self.keep = keep  # eval row -> worth tagging (None: all)
 
 
 def _mmlu_pro_rationale(doc: dict) -> str | None:
@@ -255,14 +288,21 @@ def _mmlu_rationale(doc: dict) -> str | None:
         return None
     letter = LETTERS[int(doc["answer"])]
     # only a rationale that ends on this item's own answer letter
-    return rationale if extract_strict(rationale, LETTERS[:len(doc["choices"])]) == letter else None
+    return rationale if extract_strict(rationale, LETTERS[: len(doc["choices"])]) == letter else None
 
 
 _COT_SOURCES: dict[str, _CotSource] = {
-    "mmlu": _CotSource(_mmlu_row, lambda d: d["subject"], lambda s: s.replace("_", " "),
-                       lambda d, i: f"dev#{i}", _mmlu_rationale, keep=lambda d: d["subject"] in MMLU_STEM_SUBJECTS),
-    "mmlu_pro": _CotSource(_mmlu_pro_row, lambda d: d["category"], str, lambda d, i: str(d["question_id"]),
-                           _mmlu_pro_rationale),
+    "mmlu": _CotSource(
+        _mmlu_row,
+        lambda d: d["subject"],
+        lambda s: s.replace("_", " "),
+        lambda d, i: f"dev#{i}",
+        _mmlu_rationale,
+        keep=lambda d: d["subject"] in MMLU_STEM_SUBJECTS,
+    ),
+    "mmlu_pro": _CotSource(
+        _mmlu_pro_row, lambda d: d["category"], str, lambda d, i: str(d["question_id"]), _mmlu_pro_rationale
+    ),
     "arc_easy": _CotSource(_arc_row, None, str, None, None),
     "arc_challenge": _CotSource(_arc_row, None, str, None, None),
     "hellaswag": _CotSource(_hellaswag_row, None, str, None, None),
@@ -302,9 +342,13 @@ def _build_cot_examples(karma_source: str) -> dict[str, tuple[str, tuple[str, ..
         rows = by_subject.setdefault(cfg.subject(raw), [])
         if len(rows) < COT_SHOTS:
             rows.append((index, raw))
-    return {subject: ("".join(cot_example(cfg.row(r), cfg.rationale(r)) for _, r in rows),
-                      tuple(cfg.ident(r, i) for i, r in rows))
-            for subject, rows in by_subject.items()}
+    return {
+        subject: (
+            "".join(cot_example(cfg.row(r), cfg.rationale(r)) for _, r in rows),
+            tuple(cfg.ident(r, i) for i, r in rows),
+        )
+        for subject, rows in by_subject.items()
+    }
 
 
 def load_cot_source(karma_source: str, **metadata: Any):
@@ -327,10 +371,15 @@ def load_cot_source(karma_source: str, **metadata: Any):
     def tag(doc: dict) -> dict:
         subject = cfg.subject(doc) if cfg.subject else ""
         if cfg.subject and subject not in examples:
-            raise KarmaError(f"{src.describe()}: no {src.splits[1]} example of subject {subject!r} "
-                             f"for the chain-of-thought prompt")
-        return {"cot_source": karma_source, "cot_subject": subject, "cot_words": cfg.words(subject),
-                "cot_shot_ids": list(examples[subject][1]) if cfg.subject else []}
+            raise KarmaError(
+                f"{src.describe()}: no {src.splits[1]} example of subject {subject!r} for the chain-of-thought prompt"
+            )
+        return {
+            "cot_source": karma_source,
+            "cot_subject": subject,
+            "cot_words": cfg.words(subject),
+            "cot_shot_ids": list(examples[subject][1]) if cfg.subject else [],
+        }
 
     ds[eval_split] = rows.map(tag, **_FRESH)
     return ds
@@ -343,8 +392,10 @@ def doc_to_text_cot(doc: dict) -> str:
         root = data_dir_from_env()
         shots, ids = _cot_examples(doc["cot_source"], str(root) if root else None)[doc["cot_subject"]]
         if list(ids) != list(doc["cot_shot_ids"]):
-            raise KarmaError(f"chain-of-thought examples of {doc['cot_subject']!r} changed since the data "
-                             "was loaded (KARMA_DATA_DIR changed?)")
+            raise KarmaError(
+                f"chain-of-thought examples of {doc['cot_subject']!r} changed since the data "
+                "was loaded (KARMA_DATA_DIR changed?)"
+            )
     return f"{shots}{_cot_question(doc)}{COT_CUE}"
 
 
@@ -358,7 +409,8 @@ def doc_to_text_cot(doc: dict) -> str:
 #   whatever the format; the default metric. See its docstring for the order of the tiers.
 
 _ANSWER_IS = re.compile(
-    r"(?i:answer\s+is)\s*:?\s*(?:\*\*|__)?\s*(?:\(([A-Za-z])\)|\[([A-Za-z])\]|([A-Z])(?![A-Za-z0-9]))")
+    r"(?i:answer\s+is)\s*:?\s*(?:\*\*|__)?\s*(?:\(([A-Za-z])\)|\[([A-Za-z])\]|([A-Z])(?![A-Za-z0-9]))"
+)
 
 
 def _letters_of(doc: dict | None) -> str:
@@ -389,11 +441,15 @@ def extract_strict(text: str, allowed: str = LETTERS[:10]) -> str:
 # Building blocks of the robust reader. A letter "token" is (C), [C], an upper-case C not
 # followed by a letter or digit, or a lower-case c that ends the phrase ("answer: c.").
 _DECOR = r"[\s*_`~>]*"
-_LETTER = (r"(?:\(\s*([A-Za-z])\s*\)|\[\s*([A-Za-z])\s*\]|([A-Z])(?![A-Za-z0-9'’])"
-           r"|([a-z])(?=[\s*_]*(?:$|[.,;:!?)\]]|\n)))")
+_LETTER = (
+    r"(?:\(\s*([A-Za-z])\s*\)|\[\s*([A-Za-z])\s*\]|([A-Z])(?![A-Za-z0-9'’])"
+    r"|([a-z])(?=[\s*_]*(?:$|[.,;:!?)\]]|\n)))"
+)
 _PICK = r"(?:(?:option|choice|letter)\s*)?"
-_VERB = (r"(?:is|was|=|would\s+be|should\s+be|must\s+be|will\s+be|has\s+to\s+be|"
-         r"seems\s+to\s+be|appears\s+to\s+be)")
+_VERB = (
+    r"(?:is|was|=|would\s+be|should\s+be|must\s+be|will\s+be|has\s+to\s+be|"
+    r"seems\s+to\s+be|appears\s+to\s+be)"
+)
 _ADVERB = r"(?:\s+(?:probably|likely|clearly|definitely|therefore|thus|indeed|actually|then|still|most\s+likely))?"
 _QUALIFIED = r"(?:correct|right|best|final|true)"
 
@@ -401,20 +457,26 @@ _QUALIFIED = r"(?:correct|right|best|final|true)"
 _COMMIT = [
     # "the answer is (C)", "answer is: **D**", "answer is\n(D)", "the answer must be C",
     # "The correct answer is option B", "the answer to this question is (B)"
-    re.compile(rf"(?i:\banswers?(?:\s+(?:here|to\s+(?:this|the)\s+question))?\s+{_VERB}{_ADVERB})\s*[:：]?"
-               rf"{_DECOR}(?i:{_PICK}){_DECOR}{_LETTER}"),
+    re.compile(
+        rf"(?i:\banswers?(?:\s+(?:here|to\s+(?:this|the)\s+question))?\s+{_VERB}{_ADVERB})\s*[:：]?"
+        rf"{_DECOR}(?i:{_PICK}){_DECOR}{_LETTER}"
+    ),
     # "the correct choice is (C)", "the best option would be B"
     re.compile(rf"(?i:\b{_QUALIFIED}\s+(?:option|choice|letter|one)\s+{_VERB}{_ADVERB})\s*[:：]?{_DECOR}{_LETTER}"),
     # \boxed{D}, $\boxed{\text{D}}$, \boxed{(D)}
     re.compile(r"\\boxed\s*\{\s*(?:\\text(?:bf)?\s*\{\s*)?\(?\s*([A-Za-z])\s*\)?\s*(?=[}.:)\s])"),
     # "C is the correct answer", "(C) is correct", "Option B is the best choice"
-    re.compile(rf"(?:(?i:option|choice|letter)\s+)?{_DECOR}(?:\(\s*([A-Za-z])\s*\)|\b([A-Z]))(?![A-Za-z0-9'’])"
-               r"[*_`]*[.:)]?\s+(?i:is|would\s+be|must\s+be|seems\s+to\s+be)\s+(?i:the\s+)?"
-               r"(?i:correct|right|best|better|answer|most\s+(?:likely|plausible|appropriate|accurate|"
-               r"reasonable|suitable|logical))\b"),
+    re.compile(
+        rf"(?:(?i:option|choice|letter)\s+)?{_DECOR}(?:\(\s*([A-Za-z])\s*\)|\b([A-Z]))(?![A-Za-z0-9'’])"
+        r"[*_`]*[.:)]?\s+(?i:is|would\s+be|must\s+be|seems\s+to\s+be)\s+(?i:the\s+)?"
+        r"(?i:correct|right|best|better|answer|most\s+(?:likely|plausible|appropriate|accurate|"
+        r"reasonable|suitable|logical))\b"
+    ),
     # "I choose (B)", "I'd go with C", "I will pick option D"
-    re.compile(rf"\bI(?:\s+would|\s+will|'d|’d|'ll|’ll)?\s+(?i:choose|pick|select|go\s+with)\s+"
-               rf"(?i:{_PICK}){_DECOR}{_LETTER}"),
+    re.compile(
+        rf"\bI(?:\s+would|\s+will|'d|’d|'ll|’ll)?\s+(?i:choose|pick|select|go\s+with)\s+"
+        rf"(?i:{_PICK}){_DECOR}{_LETTER}"
+    ),
 ]
 # Tier 2: "Answer: X", "Final answer: X", "**Answer:** C", an "Answer" heading. Never a bare
 # "option:" / "choice:" heading ("Let's check each option: (A) ..." is not an answer).
@@ -428,10 +490,13 @@ _MARKED = re.compile(
     r"(?:\*\*|__)\s*\(?\s*([A-Za-z])\s*\)?\s*[.:)]?\s*(?:\*\*|__)"
     r"|(?:\*\*|__)\s*\(?([A-Z])[.):]\s"
     r"|\(([A-Z])\)"
-    r"|(?m:^[ \t>*#-]*([A-Z])[.):](?=\s|$))")
+    r"|(?m:^[ \t>*#-]*([A-Z])[.):](?=\s|$))"
+)
 _NEGATED = re.compile(r"(?i:\b(?:not|isn't|isn’t|except|exclude|eliminate|rule\s+out)\s*(?:option\s+)?[(*_\s]*)$")
-_REVISION = re.compile(r"(?i:\b(?:wait|actually|correction|instead|rather|on\s+second\s+thought|"
-                       r"i\s+was\s+wrong|let\s+me\s+reconsider)\b)")
+_REVISION = re.compile(
+    r"(?i:\b(?:wait|actually|correction|instead|rather|on\s+second\s+thought|"
+    r"i\s+was\s+wrong|let\s+me\s+reconsider)\b)"
+)
 # Tier 5: "Option 3", "choice #2", "the third option".
 _OPTION_NUMBER = re.compile(r"(?i:\b(?:option|choice)\s*(?:#|no\.?|number)?\s*(\d{1,2})\b)")
 _ORDINALS = ["first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth", "ninth", "tenth"]
@@ -451,7 +516,7 @@ def _hits(patterns: Sequence[re.Pattern], text: str, allowed: str) -> list[tuple
     for pattern in patterns:
         for m in pattern.finditer(text):
             letter = next((g for g in m.groups() if g), "").upper()
-            if letter and letter in allowed and not _NEGATED.search(text[max(0, m.start() - 24):m.start()]):
+            if letter and letter in allowed and not _NEGATED.search(text[max(0, m.start() - 24) : m.start()]):
                 out.append((m.start(), letter))
     return sorted(out)
 
@@ -464,8 +529,7 @@ def _lists_options(text: str) -> bool:
 
 def _marked(text: str, allowed: str) -> str | None:
     hits = [(m.start(), next(g for g in m.groups() if g).upper()) for m in _MARKED.finditer(text)]
-    hits = [(p, x) for p, x in hits
-            if x in allowed and not _NEGATED.search(text[max(0, p - 24):p])]
+    hits = [(p, x) for p, x in hits if x in allowed and not _NEGATED.search(text[max(0, p - 24) : p])]
     if not hits:
         return None
     if _lists_options(text):
@@ -505,14 +569,16 @@ def _by_option_text(text: str, options: Sequence[str], allowed: str) -> str | No
         if found:
             return found[0][1]
     padded = f" {said} "
-    quoted = [(x, o) for x, o in normed
-              if len(o) >= 3 and not o.replace(" ", "").isdigit() and f" {o} " in padded]
-    spans = {x: [(m.start(), m.start() + len(o)) for m in re.finditer(re.escape(f" {o} "), padded)]
-             for x, o in quoted}
-    alone = [x for x, o in quoted
-             if any(not any(y != x and len(p) > len(o) and s2 <= s1 and e1 <= e2
-                            for y, p in quoted for s2, e2 in spans[y])
-                    for s1, e1 in spans[x])]
+    quoted = [(x, o) for x, o in normed if len(o) >= 3 and not o.replace(" ", "").isdigit() and f" {o} " in padded]
+    spans = {x: [(m.start(), m.start() + len(o)) for m in re.finditer(re.escape(f" {o} "), padded)] for x, o in quoted}
+    alone = [
+        x
+        for x, o in quoted
+        if any(
+            not any(y != x and len(p) > len(o) and s2 <= s1 and e1 <= e2 for y, p in quoted for s2, e2 in spans[y])
+            for s1, e1 in spans[x]
+        )
+    ]
     return alone[0] if len(alone) == 1 else None
 
 
@@ -538,7 +604,7 @@ def _bare_letter(text: str, allowed: str) -> str | None:
             after = _WORD_AFTER.match(text, m.end())
             if after and after.group(1) not in _LETTER_VERBS:
                 continue
-        if _NEGATED.search(text[max(0, m.start() - 24):m.start()]):
+        if _NEGATED.search(text[max(0, m.start() - 24) : m.start()]):
             continue
         bare.append(letter)
     return _last_in(bare, allowed)
@@ -570,14 +636,16 @@ def extract_robust(text: str, allowed: str = LETTERS[:10], options: Sequence[str
     for patterns in (_COMMIT, _ANSWER_COLON):
         # an "Answer:" followed by the options listed again is no answer (a base model
         # continuing the prompt: "Answer:\n(A) 30 km/h\n(B) 40 km/h\n(C) ...")
-        hits = [(p, x) for p, x in _hits(patterns, text, allowed) if not _lists_options(text[p:p + 600])]
+        hits = [(p, x) for p, x in _hits(patterns, text, allowed) if not _lists_options(text[p : p + 600])]
         if hits:
             return hits[-1][1]
-    return (_marked(text, allowed)
-            or (_by_option_text(text, options, allowed) if options else None)
-            or _by_option_number(text, allowed)
-            or _bare_letter(text, allowed)
-            or INVALID)
+    return (
+        _marked(text, allowed)
+        or (_by_option_text(text, options, allowed) if options else None)
+        or _by_option_number(text, allowed)
+        or _bare_letter(text, allowed)
+        or INVALID
+    )
 
 
 def strict_match(resps: Sequence[Sequence[str]], docs: Sequence[dict]) -> list[list[str]]:
@@ -591,5 +659,7 @@ def robust_extract(resps: Sequence[Sequence[str]], docs: Sequence[dict]) -> list
     lm-eval calls a ``custom`` filter as ``filter_fn(resps, docs)``: one list of responses
     per doc, and the (processed) docs, so the option texts are at hand.
     """
-    return [[extract_robust(r, _letters_of(doc), (doc or {}).get("options")) for r in rs]
-            for rs, doc in zip(resps, docs, strict=True)]
+    return [
+        [extract_robust(r, _letters_of(doc), (doc or {}).get("options")) for r in rs]
+        for rs, doc in zip(resps, docs, strict=True)
+    ]

@@ -17,8 +17,7 @@ FIXTURES = Path(__file__).parent / "fixtures" / "lm_eval"
 
 
 def run(args: list[str]) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "karma_hf.cli", *args], capture_output=True, text=True,
-                          timeout=120)
+    return subprocess.run([sys.executable, "-m", "karma_hf.cli", *args], capture_output=True, text=True, timeout=120)
 
 
 def test_version_and_help_on_every_command() -> None:
@@ -54,24 +53,31 @@ def test_kinship_table_json_csv(tmp_path: Path) -> None:
 
 
 def test_kinship_does_not_import_heavy_libraries() -> None:
-    code = ("import sys\nfrom karma_hf.cli import main\n"
-            "try:\n    main(['kinship', '--scores', 'ultrafeedback-paper', '--format', 'json'])\n"
-            "except SystemExit:\n    pass\n"
-            "heavy = [m for m in ('torch', 'transformers', 'trl', 'lm_eval', 'datasets', 'matplotlib') "
-            "if m in sys.modules]\nprint('HEAVY', heavy, file=sys.stderr)\n")
+    code = (
+        "import sys\nfrom karma_hf.cli import main\n"
+        "try:\n    main(['kinship', '--scores', 'ultrafeedback-paper', '--format', 'json'])\n"
+        "except SystemExit:\n    pass\n"
+        "heavy = [m for m in ('torch', 'transformers', 'trl', 'lm_eval', 'datasets', 'matplotlib') "
+        "if m in sys.modules]\nprint('HEAVY', heavy, file=sys.stderr)\n"
+    )
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert "HEAVY []" in res.stderr, res.stderr
 
 
-@pytest.mark.parametrize("args, needle", [
-    (["kinship", "--scores", "/no/such/dir"], "scores path does not exist: /no/such/dir"),
-    (["kinship", "--scores", "ultrafeedback-papr"], "unknown preset or missing path 'ultrafeedback-papr'"),
-    (["kinship", "--scores", "ultrafeedback-paper", "--tau", "2"], "--tau"),
-    (["kinship", "--scores", "ultrafeedback-paper", "--format", "xml"], "'xml'"),
-    (["kinship", "--scores", str(FIXTURES / "leaderboard")], "missing benchmark results"),
-    (["kinship", "--scores", str(FIXTURES / "leaderboard"), "--benchmark", "hellaswag:nope,none"],
-     "has no metric 'nope,none'"),
-])
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["kinship", "--scores", "/no/such/dir"], "scores path does not exist: /no/such/dir"),
+        (["kinship", "--scores", "ultrafeedback-papr"], "unknown preset or missing path 'ultrafeedback-papr'"),
+        (["kinship", "--scores", "ultrafeedback-paper", "--tau", "2"], "--tau"),
+        (["kinship", "--scores", "ultrafeedback-paper", "--format", "xml"], "'xml'"),
+        (["kinship", "--scores", str(FIXTURES / "leaderboard")], "missing benchmark results"),
+        (
+            ["kinship", "--scores", str(FIXTURES / "leaderboard"), "--benchmark", "hellaswag:nope,none"],
+            "has no metric 'nope,none'",
+        ),
+    ],
+)
 def test_user_errors_are_one_line_exit_2(args: list[str], needle: str) -> None:
     res = run(args)
     assert res.returncode == 2, res
@@ -129,8 +135,21 @@ def test_plot_writes_valid_files(tmp_path: Path) -> None:
 
 
 def test_plot_distance_and_linkage_options(tmp_path: Path) -> None:
-    res = run(["plot", "--scores", "ultrafeedback-paper", "--out", str(tmp_path), "--formats", "svg",
-               "--distance", "euclidean", "--linkage", "ward"])
+    res = run(
+        [
+            "plot",
+            "--scores",
+            "ultrafeedback-paper",
+            "--out",
+            str(tmp_path),
+            "--formats",
+            "svg",
+            "--distance",
+            "euclidean",
+            "--linkage",
+            "ward",
+        ]
+    )
     assert res.returncode == 0, res.stderr
     svg = (tmp_path / "dendrograms.svg").read_text()
     assert "ward linkage on Euclidean distance" in svg and "ward linkage on |n_i - n_j|" in svg
@@ -140,8 +159,10 @@ def test_plot_distance_and_linkage_options(tmp_path: Path) -> None:
 
 def test_plot_is_deterministic(tmp_path: Path) -> None:
     for d in ("a", "b"):
-        assert run(["plot", "--scores", "ultrafeedback-paper", "--out", str(tmp_path / d),
-                    "--formats", "png"]).returncode == 0
+        assert (
+            run(["plot", "--scores", "ultrafeedback-paper", "--out", str(tmp_path / d), "--formats", "png"]).returncode
+            == 0
+        )
     for name in ("pca", "dendrograms", "kinship_heatmap"):
         assert (tmp_path / "a" / f"{name}.png").read_bytes() == (tmp_path / "b" / f"{name}.png").read_bytes()
 

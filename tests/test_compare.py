@@ -19,13 +19,27 @@ def write_run(root: Path, name: str, mode: str | None, scores: dict[str, float],
     res = run / "karma_eval" / f"__runs__{name}"
     res.mkdir(parents=True)
     results = {t: {"alias": t, KARMA_TASKS[t]: v} for t, v in scores.items()}
-    (res / "results_2026-11-27T10-00-00.000000.json").write_text(json.dumps({
-        "results": results, "config": {"model": "hf", "model_args": {"pretrained": str(run)}, "limit": 2},
-        "model_name": str(run), "date": 1_790_000_000.0, "lm_eval_version": "0.4.13"}))
+    (res / "results_2026-11-27T10-00-00.000000.json").write_text(
+        json.dumps(
+            {
+                "results": results,
+                "config": {"model": "hf", "model_args": {"pretrained": str(run)}, "limit": 2},
+                "model_name": str(run),
+                "date": 1_790_000_000.0,
+                "lm_eval_version": "0.4.13",
+            }
+        )
+    )
     if mode is not None:
-        (run / "karma_provenance.json").write_text(json.dumps({
-            "stage": stage, "dataset": {"name": "me/uf-karma", "config": mode},
-            "run_config": {"model": {"model_name_or_path": "Qwen/Qwen2.5-3B-Instruct"}}}))
+        (run / "karma_provenance.json").write_text(
+            json.dumps(
+                {
+                    "stage": stage,
+                    "dataset": {"name": "me/uf-karma", "config": mode},
+                    "run_config": {"model": {"model_name_or_path": "Qwen/Qwen2.5-3B-Instruct"}},
+                }
+            )
+        )
     return run
 
 
@@ -76,8 +90,7 @@ def test_compare_errors_are_one_line(tmp_path, runs):
 def test_compare_cli_table_json_and_png(runs, tmp_path, capsys):
     png = tmp_path / "cmp.png"
     with pytest.raises(SystemExit) as exc:
-        main(["compare", str(runs["score"]), str(runs["sim"]), "--baseline", str(runs["rlaif"]),
-              "--plot", str(png)])
+        main(["compare", str(runs["score"]), str(runs["sim"]), "--baseline", str(runs["rlaif"]), "--plot", str(png)])
     out = capsys.readouterr().out
     assert exc.value.code == 0 and "dpo-rlaif" in out and "(baseline)" in out and "+0.100" in out
     assert png.stat().st_size > 10_000 and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -22,18 +22,35 @@ from karma_hf.errors import KarmaError
 from karma_hf.resources import tasks_dir
 
 FIXTURES = Path(__file__).parent / "fixtures" / "karma_data"
-TASKS = ["karma_arc_challenge", "karma_arc_easy", "karma_hellaswag", "karma_ifeval", "karma_mmlu_pro",
-         "karma_mmlu_stem"]
+TASKS = [
+    "karma_arc_challenge",
+    "karma_arc_easy",
+    "karma_hellaswag",
+    "karma_ifeval",
+    "karma_mmlu_pro",
+    "karma_mmlu_stem",
+]
 GROUPS = ["karma", "karma-instruction", "karma-knowledge", "karma-reasoning"]
 #: the chain-of-thought protocol: its own group, never part of `karma` or of 'karma_*'
-COT = ["karma-cot", "karma-cot-arc_challenge", "karma-cot-arc_easy", "karma-cot-hellaswag", "karma-cot-mmlu_pro",
-       "karma-cot-mmlu_stem"]
+COT = [
+    "karma-cot",
+    "karma-cot-arc_challenge",
+    "karma-cot-arc_easy",
+    "karma-cot-hellaswag",
+    "karma-cot-mmlu_pro",
+    "karma-cot-mmlu_stem",
+]
 BIN = Path(sys.executable).parent
 
 
 def _env(tmp_path: Path) -> dict[str, str]:
-    return {**os.environ, "KARMA_DATA_DIR": str(FIXTURES), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
-            "TOKENIZERS_PARALLELISM": "false"}
+    return {
+        **os.environ,
+        "KARMA_DATA_DIR": str(FIXTURES),
+        "HF_HUB_OFFLINE": "1",
+        "HF_DATASETS_OFFLINE": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+    }
 
 
 def _run(cmd: list[str], tmp_path: Path, timeout: int = 400) -> subprocess.CompletedProcess:
@@ -51,9 +68,27 @@ def test_lm_eval_cli_glob_runs_the_six_tasks(tiny_model_dir: Path, tmp_path: Pat
     from karma_hf.scores import KARMA_TASKS, load_scores
 
     out = tmp_path / "out"
-    _run([str(BIN / "lm_eval"), "run", "--model", "hf", "--model_args", f"pretrained={tiny_model_dir}",
-          "--include_path", str(tasks_dir()), "--tasks", "karma_*", "--limit", "2",
-          "--gen_kwargs", "max_gen_toks=24", "--output_path", str(out)], tmp_path)
+    _run(
+        [
+            str(BIN / "lm_eval"),
+            "run",
+            "--model",
+            "hf",
+            "--model_args",
+            f"pretrained={tiny_model_dir}",
+            "--include_path",
+            str(tasks_dir()),
+            "--tasks",
+            "karma_*",
+            "--limit",
+            "2",
+            "--gen_kwargs",
+            "max_gen_toks=24",
+            "--output_path",
+            str(out),
+        ],
+        tmp_path,
+    )
     [results] = _results(out)
     data = json.loads(results.read_text())
     assert sorted(data["results"]) == TASKS and data["group_subtasks"] == {}
@@ -70,17 +105,39 @@ def test_lm_eval_cli_group_with_chat_template(tiny_model_dir: Path, tmp_path: Pa
     from karma_hf.scores import load_scores
 
     out = tmp_path / "out"
-    _run([str(BIN / "lm_eval"), "run", "--model", "hf", "--model_args", f"pretrained={tiny_model_dir}",
-          "--include_path", str(tasks_dir()), "--tasks", "karma", "--limit", "2", "--apply_chat_template",
-          "--gen_kwargs", "max_gen_toks=24", "--log_samples", "--output_path", str(out)], tmp_path)
+    _run(
+        [
+            str(BIN / "lm_eval"),
+            "run",
+            "--model",
+            "hf",
+            "--model_args",
+            f"pretrained={tiny_model_dir}",
+            "--include_path",
+            str(tasks_dir()),
+            "--tasks",
+            "karma",
+            "--limit",
+            "2",
+            "--apply_chat_template",
+            "--gen_kwargs",
+            "max_gen_toks=24",
+            "--log_samples",
+            "--output_path",
+            str(out),
+        ],
+        tmp_path,
+    )
     [results] = _results(out)
     data = json.loads(results.read_text())
     assert sorted(data["groups"]) == GROUPS
     assert sorted(data["results"]) == sorted(GROUPS + TASKS)
     assert data["chat_template"] and "exact_match,strict-match" in data["groups"]["karma-reasoning"]
-    [sample] = [json.loads(line) for line in
-                next(out.glob("*/samples_karma_arc_easy_*.jsonl")).read_text().splitlines()
-                if json.loads(line)["filter"] == "strict-match"][:1]
+    [sample] = [
+        json.loads(line)
+        for line in next(out.glob("*/samples_karma_arc_easy_*.jsonl")).read_text().splitlines()
+        if json.loads(line)["filter"] == "strict-match"
+    ][:1]
     prompt = sample["arguments"]["gen_args_0"]["arg_0"]
     # description -> system turn, question -> user turn, generation prompt for the assistant
     assert prompt.startswith("<|im_start|>system\nThe following is a multiple choice question.")
@@ -98,21 +155,36 @@ def test_karma_eval_two_models_one_results_file_each(tiny_model_dir: Path, tmp_p
     models_file = tmp_path / "models.txt"
     models_file.write_text(f"# one per line\n{second}\n")
     out = tmp_path / "evals"
-    proc = _run([str(BIN / "karma"), "eval", "--model_args", f"pretrained={tiny_model_dir},dtype=float32",
-                 "--models-file", str(models_file), "--limit", "1", "--gen_kwargs", "max_gen_toks=8",
-                 "--output_path", str(out)], tmp_path)
+    proc = _run(
+        [
+            str(BIN / "karma"),
+            "eval",
+            "--model_args",
+            f"pretrained={tiny_model_dir},dtype=float32",
+            "--models-file",
+            str(models_file),
+            "--limit",
+            "1",
+            "--gen_kwargs",
+            "max_gen_toks=8",
+            "--output_path",
+            str(out),
+        ],
+        tmp_path,
+    )
     files = _results(out)
     assert len(files) == 2 and len({f.parent for f in files}) == 2
     assert sum(line.startswith("wrote ") for line in proc.stdout.splitlines()) == 2
     for f in files:
         data = json.loads(f.read_text())
         assert sorted(data["groups"]) == GROUPS and data["config"]["limit"] == 1
-        assert data["config"]["gen_kwargs"] == {"max_gen_toks": 8}   # passed through to lm-eval
+        assert data["config"]["gen_kwargs"] == {"max_gen_toks": 8}  # passed through to lm-eval
     table = load_scores(out)
     assert sorted(table.models) == sorted([str(tiny_model_dir), str(second)])
 
 
 # --------------------------------------------------------------------------- errors (no model run)
+
 
 def _karma(args: list[str], capsys) -> tuple[int, str]:
     from karma_hf.cli import main

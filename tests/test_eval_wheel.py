@@ -38,26 +38,51 @@ def test_wheel_install_has_tasks_and_groups(tmp_path: Path) -> None:
     for name in ("karma_hf", "tasks", "hub_cards", "recipes"):
         shutil.copytree(REPO / name, src / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     wheels = tmp_path / "wheels"
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-                    "-w", str(wheels), str(src)], check=True, capture_output=True, timeout=300)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(wheels), str(src)],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     [wheel] = wheels.glob("karma_hf-*.whl")
     target = tmp_path / "site"
-    subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target),
-                    str(wheel)], check=True, capture_output=True, timeout=300)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(wheel)],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
 
     outside = tmp_path / "elsewhere"
     outside.mkdir()
-    env = {**os.environ, "PYTHONPATH": str(target), "KARMA_DATA_DIR": str(FIXTURES),
-           "HF_DATASETS_OFFLINE": "1", "HF_HUB_OFFLINE": "1"}
-    proc = subprocess.run([sys.executable, "-c", CHECK], cwd=outside, env=env, capture_output=True, text=True,
-                          timeout=300)
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(target),
+        "KARMA_DATA_DIR": str(FIXTURES),
+        "HF_DATASETS_OFFLINE": "1",
+        "HF_HUB_OFFLINE": "1",
+    }
+    proc = subprocess.run(
+        [sys.executable, "-c", CHECK], cwd=outside, env=env, capture_output=True, text=True, timeout=300
+    )
     assert proc.returncode == 0, proc.stderr[-4000:]
     info = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert Path(info["path"]).is_relative_to(target), info["path"]   # the installed copy, not the repo
+    assert Path(info["path"]).is_relative_to(target), info["path"]  # the installed copy, not the repo
     cot = [f"karma-cot-{t}" for t in ("arc_challenge", "arc_easy", "hellaswag", "mmlu_pro", "mmlu_stem")]
-    assert info["names"] == ["karma", "karma-cot", *cot, "karma-instruction", "karma-knowledge", "karma-reasoning",
-                             "karma_arc_challenge", "karma_arc_easy", "karma_hellaswag", "karma_ifeval",
-                             "karma_mmlu_pro", "karma_mmlu_stem"]
+    assert info["names"] == [
+        "karma",
+        "karma-cot",
+        *cot,
+        "karma-instruction",
+        "karma-knowledge",
+        "karma-reasoning",
+        "karma_arc_challenge",
+        "karma_arc_easy",
+        "karma_hellaswag",
+        "karma_ifeval",
+        "karma_mmlu_pro",
+        "karma_mmlu_stem",
+    ]
     assert info["groups"] == ["karma", "karma-cot", "karma-instruction", "karma-knowledge", "karma-reasoning"]
     assert "karma_arc_challenge" in info["loaded"]
     shipped = {p.name for p in Path(info["path"]).iterdir()}

@@ -51,8 +51,22 @@ def test_a_registered_mode_builds_trains_and_is_labelled_by_s_pref(toy_mode, tmp
     from karma_hf.scores import load_scores
 
     out = tmp_path / "set"
-    code = _run(["build", "--source", str(FIXTURE), "--scores", "ultrafeedback-paper", "--modes", f"sim,{toy_mode}",
-                 "--ignore-unknown-models", "--test-size", "2", "-o", str(out)])
+    code = _run(
+        [
+            "build",
+            "--source",
+            str(FIXTURE),
+            "--scores",
+            "ultrafeedback-paper",
+            "--modes",
+            f"sim,{toy_mode}",
+            "--ignore-unknown-models",
+            "--test-size",
+            "2",
+            "-o",
+            str(out),
+        ]
+    )
     assert code == 0
     meta = json.loads((out / "build_report.json").read_text())
     assert list(meta["modes"]) == ["sim", toy_mode]
@@ -71,9 +85,14 @@ def test_a_registered_mode_builds_trains_and_is_labelled_by_s_pref(toy_mode, tmp
         assert kin.s_pref_of(c) > kin.s_pref_of(r) and kin.is_kin(c, r)
         # the rejected model is the worst-ranked scored candidate that answered this instruction
         # (an instruction may occur twice in the source: one of its rows made this pair)
-        worst = [max(rank[x["model"]] for x in src["completions"]
-                     if x.get("model") in kin.index and (x.get("response") or "").strip())
-                 for src in source_rows[row["prompt"][0]["content"]]]
+        worst = [
+            max(
+                rank[x["model"]]
+                for x in src["completions"]
+                if x.get("model") in kin.index and (x.get("response") or "").strip()
+            )
+            for src in source_rows[row["prompt"][0]["content"]]
+        ]
         assert rank[r] in worst
     from karma_hf.karma_set import KarmaSet
 
@@ -82,11 +101,21 @@ def test_a_registered_mode_builds_trains_and_is_labelled_by_s_pref(toy_mode, tmp
 
 # ---------------------------------------------------------------------------------------- a source
 TOY_ROWS = [
-    {"question": "Name a prime number.", "answers": [
-        {"llm": "gpt-4", "text": "7 is prime."}, {"llm": "bard", "text": "2."},
-        {"llm": "llama-2-7b-chat", "text": "9"}]},
-    {"question": "What is the capital of France?", "answers": [
-        {"llm": "llama-2-13b-chat", "text": "Paris."}, {"llm": "llama-2-7b-chat", "text": "Paris, France."}]},
+    {
+        "question": "Name a prime number.",
+        "answers": [
+            {"llm": "gpt-4", "text": "7 is prime."},
+            {"llm": "bard", "text": "2."},
+            {"llm": "llama-2-7b-chat", "text": "9"},
+        ],
+    },
+    {
+        "question": "What is the capital of France?",
+        "answers": [
+            {"llm": "llama-2-13b-chat", "text": "Paris."},
+            {"llm": "llama-2-7b-chat", "text": "Paris, France."},
+        ],
+    },
     {"question": "Say hi.", "answers": [{"llm": "gpt-4", "text": "Hi!"}]},  # one answer: dropped
     {"question": "   ", "answers": [{"llm": "gpt-4", "text": "?"}, {"llm": "bard", "text": "!"}]},  # malformed
 ]
@@ -99,8 +128,7 @@ def toy_source():
     import pyarrow.compute as pc
 
     from karma_hf.errors import KarmaError
-    from karma_hf.sources.registry import (SourceSchema, SourceTexts, parsed_schema, register_source,
-                                           unregister_source)
+    from karma_hf.sources.registry import SourceSchema, SourceTexts, parsed_schema, register_source, unregister_source
     from karma_hf.sources.ultrafeedback import prompt_id
 
     def check(schema: pa.Schema, rating: str) -> None:
@@ -121,13 +149,24 @@ def toy_source():
 
     def texts(batch: pa.RecordBatch) -> SourceTexts:
         answers = batch.column("answers")
-        return SourceTexts(prompt=batch.column("question"), responses=pc.struct_field(answers.values, "text"),
-                           offsets=answers.offsets.to_numpy().astype(np.int64))
+        return SourceTexts(
+            prompt=batch.column("question"),
+            responses=pc.struct_field(answers.values, "text"),
+            offsets=answers.offsets.to_numpy().astype(np.int64),
+        )
 
-    source = register_source(SourceSchema(
-        name="toy_qa", description="question + answers[{llm, text}]",
-        matches=lambda s: {"question", "answers"} <= set(s.names), check_schema=check, parse_batch=parse,
-        texts=texts, text_columns=("question", "answers"), rating_methods=("none",)))
+    source = register_source(
+        SourceSchema(
+            name="toy_qa",
+            description="question + answers[{llm, text}]",
+            matches=lambda s: {"question", "answers"} <= set(s.names),
+            check_schema=check,
+            parse_batch=parse,
+            texts=texts,
+            text_columns=("question", "answers"),
+            rating_methods=("none",),
+        )
+    )
     yield source
     unregister_source("toy_qa")
 
@@ -138,8 +177,23 @@ def test_a_registered_source_is_detected_and_built(toy_source, tmp_path):
     src = tmp_path / "toy.jsonl"
     src.write_text("".join(json.dumps(r) + "\n" for r in TOY_ROWS), encoding="utf-8")
     out = tmp_path / "set"
-    code = _run(["build", "--source", str(src), "--scores", "ultrafeedback-paper", "--modes", "score,sim",
-                 "--rating", "none", "--test-size", "0", "-o", str(out)])
+    code = _run(
+        [
+            "build",
+            "--source",
+            str(src),
+            "--scores",
+            "ultrafeedback-paper",
+            "--modes",
+            "score,sim",
+            "--rating",
+            "none",
+            "--test-size",
+            "0",
+            "-o",
+            str(out),
+        ]
+    )
     assert code == 0
     report = json.loads((out / "build_report.json").read_text())
     assert report["source"]["format"] == "toy_qa"
@@ -190,10 +244,26 @@ def test_a_registered_stage_trains_through_karma_train(toy_stage, tiny_model_dir
 
     data = write_karma_set(tmp_path / "karma-set", modes=("sim",))
     out = tmp_path / "run"
-    code = _run(["train", "sft_last", "--config", str(REPO / "recipes" / "tiny" / "sft.yaml"),
-                 "--model_name_or_path", str(tiny_model_dir), "--dataset_name", str(data),
-                 "--dataset_config", "sim", "--dataset_train_split", "train_sft", "--output_dir", str(out),
-                 "--max_steps", "2"])
+    code = _run(
+        [
+            "train",
+            "sft_last",
+            "--config",
+            str(REPO / "recipes" / "tiny" / "sft.yaml"),
+            "--model_name_or_path",
+            str(tiny_model_dir),
+            "--dataset_name",
+            str(data),
+            "--dataset_config",
+            "sim",
+            "--dataset_train_split",
+            "train_sft",
+            "--output_dir",
+            str(out),
+            "--max_steps",
+            "2",
+        ]
+    )
     assert code == 0
     assert toy_stage and toy_stage[0] > 0  # our prepare() shaped the split
     prov = json.loads((out / "karma_provenance.json").read_text())

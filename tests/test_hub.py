@@ -35,15 +35,22 @@ def write_karma_folder(out: Path, *, modes=MODES, n_train: int = 6, n_test: int 
         rows = []
         for i in range(n_train + n_test):
             instruction = f"[{tag}] Question {i} for {mode}: name a colour."
-            rows.append({
-                "prompt": [{"role": "user", "content": instruction}],
-                "chosen": [{"role": "assistant", "content": f"Blue, since item {i} asks for one colour."}],
-                "rejected": [{"role": "assistant", "content": "No."}],
-                "prompt_id": hashlib.sha256(instruction.encode()).hexdigest(),
-                "chosen_model": "gpt-4", "rejected_model": "bard", "kinship": 0.9 - 0.01 * m,
-                "s_pref_chosen": 1.0, "s_pref_rejected": 0.25 + i / 100, "score_chosen": 8.5,
-                "score_rejected": 3.0, "source": "tests/test_hub.py",
-            })
+            rows.append(
+                {
+                    "prompt": [{"role": "user", "content": instruction}],
+                    "chosen": [{"role": "assistant", "content": f"Blue, since item {i} asks for one colour."}],
+                    "rejected": [{"role": "assistant", "content": "No."}],
+                    "prompt_id": hashlib.sha256(instruction.encode()).hexdigest(),
+                    "chosen_model": "gpt-4",
+                    "rejected_model": "bard",
+                    "kinship": 0.9 - 0.01 * m,
+                    "s_pref_chosen": 1.0,
+                    "s_pref_rejected": 0.25 + i / 100,
+                    "score_chosen": 8.5,
+                    "score_rejected": 3.0,
+                    "source": "tests/test_hub.py",
+                }
+            )
             rows[-1]["messages"] = rows[-1]["prompt"] + rows[-1]["chosen"]
         # one schema for every split (load_dataset needs that per config); train_sft = train rows
         train, test, sft = rows[:n_train], rows[n_train:], rows[:n_train]
@@ -118,14 +125,35 @@ def roundtrip(request, tmp_path_factory, hub_session):
     else:
         folder = root / "built"
         repo = "testuser/karma-built"
-        cmd = [*KARMA, "--verbose", "build", "--source", str(SOURCE), "--scores", "ultrafeedback-paper",
-               "--ignore-unknown-models", "--test-size", "3", "--output", str(folder), "--push-to", repo]
+        cmd = [
+            *KARMA,
+            "--verbose",
+            "build",
+            "--source",
+            str(SOURCE),
+            "--scores",
+            "ultrafeedback-paper",
+            "--ignore-unknown-models",
+            "--test-size",
+            "3",
+            "--output",
+            str(folder),
+            "--push-to",
+            repo,
+        ]
     push = run(cmd, push_env, root)
     load_env = hub.env(root / "home-load", HF_HUB_VERBOSITY="debug")
     (root / "load.py").write_text(LOAD_SCRIPT)
     load = run([sys.executable, str(root / "load.py"), repo, str(root / "loaded.json")], load_env, root)
-    return {"kind": request.param, "root": root, "folder": folder, "repo": repo, "push": push, "load": load,
-            "hub": hub}
+    return {
+        "kind": request.param,
+        "root": root,
+        "folder": folder,
+        "repo": repo,
+        "push": push,
+        "load": load,
+        "hub": hub,
+    }
 
 
 @pytest.mark.slow
@@ -145,8 +173,11 @@ def test_push_then_load_in_fresh_process_returns_same_rows(roundtrip):
     snap = roundtrip["hub"].hub.snapshot(roundtrip["repo"])
     assert snap["n_commits"] == 2
     folder = roundtrip["folder"]
-    expected = {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-                for p in folder.rglob("*") if p.is_file()}
+    expected = {
+        p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in folder.rglob("*")
+        if p.is_file()
+    }
     assert {k: v for k, v in snap["files"]["main"].items() if k != ".gitattributes"} == expected
 
 
@@ -206,8 +237,9 @@ def test_token_never_appears_in_output_logs_or_files(roundtrip):
     assert not any(canary in path for _, path, _ in roundtrip["hub"].hub.log)
 
 
-def _push(hub, tmp_path: Path, folder: Path, repo: str, *args: str, token: str | None = "default",
-          **extra: str) -> subprocess.CompletedProcess:
+def _push(
+    hub, tmp_path: Path, folder: Path, repo: str, *args: str, token: str | None = "default", **extra: str
+) -> subprocess.CompletedProcess:
     env = hub.env(tmp_path / "home", token=token, KARMA_HUB_RETRIES="1", KARMA_HUB_BACKOFF="0.05", **extra)
     return run([*KARMA, "push", str(folder), "--repo", repo, *args], env, tmp_path)
 
@@ -259,8 +291,7 @@ def test_server_down_is_a_network_error_after_retries(hub_server, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("kind,mode,times", [("lfs_put", "truncate", 1), ("commit", "drop", 5),
-                                             ("commit", 503, 5)])
+@pytest.mark.parametrize("kind,mode,times", [("lfs_put", "truncate", 1), ("commit", "drop", 5), ("commit", 503, 5)])
 def test_interrupted_push_leaves_repo_unchanged(hub_server, tmp_path, kind, mode, times):
     repo = f"testuser/karma-interrupted-{kind}-{mode}"
     hub_server.hub.seed_folder(repo, write_karma_folder(tmp_path / "v1", tag="v1"))
@@ -290,8 +321,10 @@ def test_transient_failures_are_retried_and_the_push_lands_once(hub_server, tmp_
     assert puts.count(0) == 1 and 200 in puts  # one upload dropped, the retry stored it
     snap = hub_server.hub.snapshot(repo)
     assert snap["n_commits"] == n_before + 1
-    assert snap["files"]["main"]["score/train-00000-of-00001.parquet"] == hashlib.sha256(
-        (v2 / "score/train-00000-of-00001.parquet").read_bytes()).hexdigest()
+    assert (
+        snap["files"]["main"]["score/train-00000-of-00001.parquet"]
+        == hashlib.sha256((v2 / "score/train-00000-of-00001.parquet").read_bytes()).hexdigest()
+    )
 
 
 @pytest.mark.slow
@@ -322,20 +355,23 @@ def test_scan_folder_lists_card_report_and_every_shard(tmp_path):
     assert plan.skipped == ("kinship.png",)
 
 
-@pytest.mark.parametrize("breakage,message", [
-    ("no_card", "missing README.md"),
-    ("no_report", "missing build_report.json"),
-    ("bad_report", "not valid JSON"),
-    ("stray_file", "unexpected entry in a mode folder"),
-    ("not_parquet", "not a readable parquet file"),
-    ("missing_column", "missing column(s) rejected"),
-    ("empty_split", "has no rows"),
-    ("split_schemas_differ", "columns differ from score/test-00000-of-00001.parquet"),
-    ("undeclared_mode", "does not declare mode folder(s) sim"),
-    ("card_points_nowhere", "not in the folder"),
-    ("no_configs", "no `configs` list"),
-    ("empty", "missing README.md"),
-])
+@pytest.mark.parametrize(
+    "breakage,message",
+    [
+        ("no_card", "missing README.md"),
+        ("no_report", "missing build_report.json"),
+        ("bad_report", "not valid JSON"),
+        ("stray_file", "unexpected entry in a mode folder"),
+        ("not_parquet", "not a readable parquet file"),
+        ("missing_column", "missing column(s) rejected"),
+        ("empty_split", "has no rows"),
+        ("split_schemas_differ", "columns differ from score/test-00000-of-00001.parquet"),
+        ("undeclared_mode", "does not declare mode folder(s) sim"),
+        ("card_points_nowhere", "not in the folder"),
+        ("no_configs", "no `configs` list"),
+        ("empty", "missing README.md"),
+    ],
+)
 def test_scan_folder_rejects_what_is_not_a_karma_folder(tmp_path, breakage, message):
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -383,21 +419,31 @@ def test_scan_folder_rejects_a_missing_folder(tmp_path):
         scan_folder(tmp_path / "nope")
 
 
-@pytest.mark.parametrize("given,expected", [
-    ("user/name", "user/name"), ("datasets/user/name", "user/name"),
-    ("https://huggingface.co/datasets/user/name", "user/name"), ("  org/x.y-z_1/ ", "org/x.y-z_1"),
-])
+@pytest.mark.parametrize(
+    "given,expected",
+    [
+        ("user/name", "user/name"),
+        ("datasets/user/name", "user/name"),
+        ("https://huggingface.co/datasets/user/name", "user/name"),
+        ("  org/x.y-z_1/ ", "org/x.y-z_1"),
+    ],
+)
 def test_repo_ids_accepted(given, expected):
     assert normalize_repo_id(given) == expected
 
 
-@pytest.mark.parametrize("given,message", [
-    ("models/user/name", "that is a model repo"), ("spaces/user/name", "that is a space repo"),
-    ("https://huggingface.co/user/name", "that is a model repo"),
-    ("https://huggingface.co/spaces/user/app", "that is a space repo"),
-    ("name-only", "expected a dataset repo id"), ("a/b/c", "expected a dataset repo id"),
-    ("user/../x", "expected a dataset repo id"),
-])
+@pytest.mark.parametrize(
+    "given,message",
+    [
+        ("models/user/name", "that is a model repo"),
+        ("spaces/user/name", "that is a space repo"),
+        ("https://huggingface.co/user/name", "that is a model repo"),
+        ("https://huggingface.co/spaces/user/app", "that is a space repo"),
+        ("name-only", "expected a dataset repo id"),
+        ("a/b/c", "expected a dataset repo id"),
+        ("user/../x", "expected a dataset repo id"),
+    ],
+)
 def test_repo_ids_of_other_types_or_malformed_are_rejected(given, message):
     with pytest.raises(KarmaError, match="--repo") as err:
         normalize_repo_id(given)
@@ -440,8 +486,9 @@ def test_backoff_doubles_and_only_transient_errors_are_retried(monkeypatch):
     assert waits == []
 
     with pytest.raises(KarmaError, match="^4$"):
-        _with_retries(lambda: (_ for _ in ()).throw(ConnectionResetError()), describe=lambda e, n: f"{n}",
-                      sleep=waits.append)
+        _with_retries(
+            lambda: (_ for _ in ()).throw(ConnectionResetError()), describe=lambda e, n: f"{n}", sleep=waits.append
+        )
     assert waits == [0.5, 1.0, 2.0]
 
 
@@ -456,8 +503,7 @@ def test_cli_push_reports_a_bad_folder_as_one_line(tmp_path):
 
 
 # -- minihub protocol details the clients rely on (stdlib HTTP, no HF client) -------------------
-def _http(hub, method: str, path: str, body: bytes | None = None, headers: dict | None = None,
-          chunked: bool = False):
+def _http(hub, method: str, path: str, body: bytes | None = None, headers: dict | None = None, chunked: bool = False):
     import http.client
     from urllib.parse import urlsplit
 
@@ -507,8 +553,9 @@ def test_minihub_commit_needs_token_checks_parent_and_is_all_or_nothing(hub_serv
     assert commit([{"key": "header", "value": {"summary": "x"}}, add_b, ghost])[0] == 422
     assert hub_server.hub.snapshot(repo) == before
     status, _, body = commit([{"key": "header", "value": {"summary": "x"}}, add_b])
-    assert status == 200 and hub_server.hub.snapshot(repo)["files"]["main"]["b.txt"] == hashlib.sha256(
-        b"b").hexdigest()
+    assert (
+        status == 200 and hub_server.hub.snapshot(repo)["files"]["main"]["b.txt"] == hashlib.sha256(b"b").hexdigest()
+    )
 
 
 def test_minihub_lfs_upload_takes_a_chunked_body_and_checks_its_sha256(hub_server):
@@ -517,10 +564,15 @@ def test_minihub_lfs_upload_takes_a_chunked_body_and_checks_its_sha256(hub_serve
     data = b"chunked body for lfs"
     sha = hashlib.sha256(data).hexdigest()
     auth = {"Authorization": f"Bearer {hub_server.token}", "Content-Type": "application/vnd.git-lfs+json"}
-    batch = {"operation": "upload", "transfers": ["basic"], "hash_algo": "sha256",
-             "objects": [{"oid": sha, "size": len(data)}]}
-    status, _, body = _http(hub_server, "POST", f"/datasets/{repo}.git/info/lfs/objects/batch",
-                            json.dumps(batch).encode(), auth)
+    batch = {
+        "operation": "upload",
+        "transfers": ["basic"],
+        "hash_algo": "sha256",
+        "objects": [{"oid": sha, "size": len(data)}],
+    }
+    status, _, body = _http(
+        hub_server, "POST", f"/datasets/{repo}.git/info/lfs/objects/batch", json.dumps(batch).encode(), auth
+    )
     actions = json.loads(body)["objects"][0]["actions"]
     assert status == 200
     assert _http(hub_server, "PUT", actions["upload"]["href"], b"tampered body!", {})[0] == 400

@@ -13,10 +13,22 @@ from karma_hf.scores import load_scores
 
 # Table 3 of the KARMA paper, "Average Score" column (paper names).
 PAPER_AVERAGE = {
-    "GPT-4": 0.99, "GPT-3.5-turbo": 0.77, "bard": 0.86, "Llama-2-7b-chat": 0.41,
-    "Llama-2-13b-chat": 0.45, "Llama-2-70b-chat": 0.58, "UltraLM-13b": 0.40, "WizardLM-7b": 0.34,
-    "WizardLM-13b": 0.45, "WizardLM-70b": 0.58, "Vicuna-33b": 0.57, "Alpaca-7b": 0.16,
-    "Falcon-40b-instruct": 0.47, "MPT-30b-chat": 0.38, "Starchat": 0.05, "Pythia-12b": 0.07,
+    "GPT-4": 0.99,
+    "GPT-3.5-turbo": 0.77,
+    "bard": 0.86,
+    "Llama-2-7b-chat": 0.41,
+    "Llama-2-13b-chat": 0.45,
+    "Llama-2-70b-chat": 0.58,
+    "UltraLM-13b": 0.40,
+    "WizardLM-7b": 0.34,
+    "WizardLM-13b": 0.45,
+    "WizardLM-70b": 0.58,
+    "Vicuna-33b": 0.57,
+    "Alpaca-7b": 0.16,
+    "Falcon-40b-instruct": 0.47,
+    "MPT-30b-chat": 0.38,
+    "Starchat": 0.05,
+    "Pythia-12b": 0.07,
 }
 
 
@@ -26,8 +38,12 @@ def paper() -> Kinship:
 
 
 def kin(rows: dict[str, list[float]], tau: float = 0.1) -> Kinship:
-    return Kinship.from_values(list(rows), [f"b{i}" for i in range(len(next(iter(rows.values()))))],
-                               np.array(list(rows.values()), dtype=float), tau=tau)
+    return Kinship.from_values(
+        list(rows),
+        [f"b{i}" for i in range(len(next(iter(rows.values()))))],
+        np.array(list(rows.values()), dtype=float),
+        tau=tau,
+    )
 
 
 def test_s_pref_reproduces_paper_table3(paper: Kinship) -> None:
@@ -50,8 +66,7 @@ def test_cosine_matrix_properties(paper: Kinship) -> None:
     assert np.allclose(np.diag(c), 1.0)
     assert (c >= -1).all() and (c <= 1).all()
     # the only non-kin pair of the paper at tau = 0.1
-    below = [(a, b) for i, a in enumerate(paper.models) for j, b in enumerate(paper.models)
-             if i < j and c[i, j] < 0.1]
+    below = [(a, b) for i, a in enumerate(paper.models) for j, b in enumerate(paper.models) if i < j and c[i, j] < 0.1]
     assert below == [("starchat", "pythia-12b")]
     assert paper.kinship_of("starchat", "pythia-12b") == pytest.approx(0.0207, abs=1e-3)
 
@@ -91,21 +106,20 @@ def test_two_models() -> None:
 
 def test_three_models_modes_differ() -> None:
     # A is best; B is second-best but points elsewhere; C is a close sibling of A, weaker.
-    k = kin({"A": [1.0, 1.0, 0.0], "B": [0.9, 0.0, 1.0], "C": [0.5, 0.5, 0.0], "Z": [0.0, 0.0, 0.0]},
-            tau=0.1)
+    k = kin({"A": [1.0, 1.0, 0.0], "B": [0.9, 0.0, 1.0], "C": [0.5, 0.5, 0.0], "Z": [0.0, 0.0, 0.0]}, tau=0.1)
     s = k.select("score", ["A", "B", "C"])
-    assert (s.chosen, s.rejected) == ("A", "B")        # top two by S_pref, kin (cos 0.64)
+    assert (s.chosen, s.rejected) == ("A", "B")  # top two by S_pref, kin (cos 0.64)
     sim = k.select("sim", ["A", "B", "C"])
-    assert (sim.chosen, sim.rejected) == ("A", "C")    # cos(A, C) = 1
+    assert (sim.chosen, sim.rejected) == ("A", "C")  # cos(A, C) = 1
     ss = k.select("score_sim", ["A", "B", "C"])
-    assert (ss.chosen, ss.rejected) == ("A", "C")      # best model, its most similar partner
+    assert (ss.chosen, ss.rejected) == ("A", "C")  # best model, its most similar partner
 
 
 def test_four_models_tau_filtering() -> None:
     # A and B point in orthogonal directions (cosine 0): not kin at tau 0.1.
     k = kin({"A": [1.0, 0.0], "B": [0.0, 0.95], "C": [0.5, 0.05], "D": [0.05, 0.4]}, tau=0.5)
     s = k.select("score", ["A", "B", "C", "D"])
-    assert (s.chosen, s.rejected) == ("A", "C")        # A-B not kin -> next kin pair in S_pref order
+    assert (s.chosen, s.rejected) == ("A", "C")  # A-B not kin -> next kin pair in S_pref order
     sim = k.select("sim", ["A", "B", "C", "D"])
     assert sim.kinship == pytest.approx(max(k.kinship_of("A", "C"), k.kinship_of("B", "D")))
     ss = k.select("score_sim", ["A", "B", "D"])
@@ -116,12 +130,13 @@ def test_four_models_tau_filtering() -> None:
 
 
 def test_score_mode_skips_top_model_without_kin() -> None:
-    k = kin({"A": [1, 1, 1, 0, 0], "B": [0, 0, 0, 1, 1], "C": [0, 0, 0, 0.9, 0.8],
-             "D": [0.5, 0.5, 0.5, 0, 0]}, tau=0.5)
+    k = kin(
+        {"A": [1, 1, 1, 0, 0], "B": [0, 0, 0, 1, 1], "C": [0, 0, 0, 0.9, 0.8], "D": [0.5, 0.5, 0.5, 0, 0]}, tau=0.5
+    )
     assert k.ranking() == ["A", "B", "C", "D"]
     # A (best) is kin only with D (same direction); B and C are siblings
     p = k.select("score", ["A", "B", "C"])
-    assert (p.chosen, p.rejected) == ("B", "C")        # A has no kin among B, C
+    assert (p.chosen, p.rejected) == ("B", "C")  # A has no kin among B, C
     p = k.select("score", ["A", "B", "C", "D"])
     assert (p.chosen, p.rejected) == ("A", "D")
 
@@ -175,7 +190,7 @@ def test_large_pool_matches_a_brute_force_reference() -> None:
     s_pref = [sum(r) / 6 for r in norm]
     assert np.allclose(k.s_pref, s_pref)
     rank = sorted(range(600), key=lambda i: (-s_pref[i], f"m{i}"))
-    kin_pairs = [(a, b) for x, a in enumerate(rank) for b in rank[x + 1:] if cos(a, b) >= 0.995]
+    kin_pairs = [(a, b) for x, a in enumerate(rank) for b in rank[x + 1 :] if cos(a, b) >= 0.995]
     assert kin_pairs  # a high tau keeps the reference small but not empty
     best_sim = max(kin_pairs, key=lambda p: cos(*p))
     got = k.select("sim", k.models)
@@ -208,7 +223,8 @@ def test_pools_above_the_matrix_limit_select_like_the_full_matrix(monkeypatch, t
         picked = [names[i] for i in cand]
         for mode in ("score", "sim", "score_sim"):
             assert full.select(mode, picked) == lazy.select(mode, picked) or (
-                full.select(mode, picked).kinship == pytest.approx(lazy.select(mode, picked).kinship, abs=1e-12))
+                full.select(mode, picked).kinship == pytest.approx(lazy.select(mode, picked).kinship, abs=1e-12)
+            )
     i, j = rng.integers(0, 2500, size=(2, 50))
     assert np.allclose(full.pair_cosine(i, j), lazy.pair_cosine(i, j), atol=1e-12)
     d = lazy.to_dict()

@@ -15,9 +15,23 @@ from karma_hf.quickstart import sample_path
 
 REPO = Path(__file__).resolve().parent.parent
 MODELS_17 = {
-    "gpt-4", "gpt-3.5-turbo", "bard", "llama-2-7b-chat", "llama-2-13b-chat", "llama-2-70b-chat", "ultralm-13b",
-    "ultralm-65b", "wizardlm-7b", "wizardlm-13b", "wizardlm-70b", "vicuna-33b", "alpaca-7b", "falcon-40b-instruct",
-    "mpt-30b-chat", "starchat", "pythia-12b",
+    "gpt-4",
+    "gpt-3.5-turbo",
+    "bard",
+    "llama-2-7b-chat",
+    "llama-2-13b-chat",
+    "llama-2-70b-chat",
+    "ultralm-13b",
+    "ultralm-65b",
+    "wizardlm-7b",
+    "wizardlm-13b",
+    "wizardlm-70b",
+    "vicuna-33b",
+    "alpaca-7b",
+    "falcon-40b-instruct",
+    "mpt-30b-chat",
+    "starchat",
+    "pythia-12b",
 }
 ASPECT_KEYS = {
     "helpfulness": ["Rating", "Rationale", "Rationale For Rating", "Type"],
@@ -42,8 +56,16 @@ def test_schema_is_ultrafeedbacks(rows):
     schema = pq.read_schema(sample_path())
     assert schema.names == ["source", "instruction", "models", "completions", "correct_answers", "incorrect_answers"]
     comp = schema.field("completions").type.value_type
-    assert [f.name for f in comp] == ["model", "principle", "custom_system_prompt", "response", "annotations",
-                                      "critique", "overall_score", "fine-grained_score"]
+    assert [f.name for f in comp] == [
+        "model",
+        "principle",
+        "custom_system_prompt",
+        "response",
+        "annotations",
+        "critique",
+        "overall_score",
+        "fine-grained_score",
+    ]
     ann = comp.field("annotations").type
     for aspect, keys in ASPECT_KEYS.items():
         assert [f.name for f in ann.field(aspect).type] == keys
@@ -86,10 +108,24 @@ def test_responses_track_model_strength(rows):
     """Stronger models (paper S_pref) write longer, more structured, better-rated responses."""
     import numpy as np
 
-    s_pref = {"gpt-4": 0.99, "bard": 0.86, "gpt-3.5-turbo": 0.77, "wizardlm-70b": 0.58, "llama-2-70b-chat": 0.58,
-              "vicuna-33b": 0.57, "falcon-40b-instruct": 0.47, "llama-2-13b-chat": 0.45, "wizardlm-13b": 0.45,
-              "llama-2-7b-chat": 0.41, "ultralm-13b": 0.40, "mpt-30b-chat": 0.38, "wizardlm-7b": 0.34,
-              "alpaca-7b": 0.16, "pythia-12b": 0.07, "starchat": 0.05}
+    s_pref = {
+        "gpt-4": 0.99,
+        "bard": 0.86,
+        "gpt-3.5-turbo": 0.77,
+        "wizardlm-70b": 0.58,
+        "llama-2-70b-chat": 0.58,
+        "vicuna-33b": 0.57,
+        "falcon-40b-instruct": 0.47,
+        "llama-2-13b-chat": 0.45,
+        "wizardlm-13b": 0.45,
+        "llama-2-7b-chat": 0.41,
+        "ultralm-13b": 0.40,
+        "mpt-30b-chat": 0.38,
+        "wizardlm-7b": 0.34,
+        "alpaca-7b": 0.16,
+        "pythia-12b": 0.07,
+        "starchat": 0.05,
+    }
     by_model: dict[str, list] = {}
     for r in rows:
         for c in r["completions"]:
@@ -102,9 +138,18 @@ def test_responses_track_model_strength(rows):
     assert np.corrcoef(strength, rating)[0, 1] > 0.9
     assert np.corrcoef(strength, words)[0, 1] > 0.6
     # ...but per instance it is noisy: a weaker model sometimes out-rates a stronger one
-    upsets = sum(1 for r in rows for a in r["completions"] for b in r["completions"]
-                 if a["model"] in s_pref and b["model"] in s_pref and s_pref[a["model"]] > s_pref[b["model"]]
-                 and a["fine-grained_score"] < b["fine-grained_score"] and a["response"] and b["response"])
+    upsets = sum(
+        1
+        for r in rows
+        for a in r["completions"]
+        for b in r["completions"]
+        if a["model"] in s_pref
+        and b["model"] in s_pref
+        and s_pref[a["model"]] > s_pref[b["model"]]
+        and a["fine-grained_score"] < b["fine-grained_score"]
+        and a["response"]
+        and b["response"]
+    )
     assert upsets > 50
 
 
@@ -120,8 +165,9 @@ def test_every_drop_reason_of_a_default_build_occurs(tmp_path: Path):
     d = modes["rlaif"]["dropped"]  # default recipe h4: ties kept, the truthful_qa row dropped
     assert d["excluded_source"] >= 1 and d["fewer_than_two_scored"] >= 1 and d["empty_response"] >= 1
     assert d["tie"] == 0 and d["unknown_model"] == 0 and d["malformed"] == 0
-    d = build(sample_path(), modes=["rlaif"], rlaif_recipe="argilla", test_size=30,
-              output=tmp_path / "argilla").report["modes"]["rlaif"]["dropped"]
+    d = build(
+        sample_path(), modes=["rlaif"], rlaif_recipe="argilla", test_size=30, output=tmp_path / "argilla"
+    ).report["modes"]["rlaif"]["dropped"]
     assert d["tie"] >= 1 and d["excluded_source"] == 0
     for mode, m in modes.items():
         assert m["kept"] + sum(m["dropped"].values()) == m["rows"] == 300, mode
@@ -130,8 +176,12 @@ def test_every_drop_reason_of_a_default_build_occurs(tmp_path: Path):
 def test_generator_is_deterministic_and_matches_the_shipped_file(tmp_path: Path):
     outs = []
     for name in ("a.parquet", "b.parquet"):
-        res = subprocess.run([sys.executable, str(REPO / "scripts" / "make_sample.py"), "--out", str(tmp_path / name)],
-                             capture_output=True, text=True, timeout=120)
+        res = subprocess.run(
+            [sys.executable, str(REPO / "scripts" / "make_sample.py"), "--out", str(tmp_path / name)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert res.returncode == 0, res.stderr
         assert "sim" in res.stdout and "rlaif" in res.stdout
         outs.append((tmp_path / name).read_bytes())

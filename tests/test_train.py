@@ -27,8 +27,19 @@ def karma_set(tmp_path_factory) -> Path:
 
 
 def _argv(stage, model, data, out, *extra):
-    return ["train", stage, "--config", str(TINY[stage]), "--model_name_or_path", str(model),
-            "--dataset_name", str(data), "--output_dir", str(out), *map(str, extra)]
+    return [
+        "train",
+        stage,
+        "--config",
+        str(TINY[stage]),
+        "--model_name_or_path",
+        str(model),
+        "--dataset_name",
+        str(data),
+        "--output_dir",
+        str(out),
+        *map(str, extra),
+    ]
 
 
 def _run_cli(argv, capsys=None) -> int:
@@ -42,8 +53,9 @@ def _check_run(out: Path, data: Path, mode: str, stage: str, steps: int, batch: 
 
     model = AutoModelForCausalLM.from_pretrained(out)
     tok = AutoTokenizer.from_pretrained(out)
-    ids = tok.apply_chat_template([{"role": "user", "content": "hi"}], add_generation_prompt=True,
-                                  return_tensors="pt", return_dict=True)
+    ids = tok.apply_chat_template(
+        [{"role": "user", "content": "hi"}], add_generation_prompt=True, return_tensors="pt", return_dict=True
+    )
     assert model.generate(**ids, max_new_tokens=2, do_sample=False).shape[-1] == ids["input_ids"].shape[-1] + 2
 
     prov = json.loads((out / "karma_provenance.json").read_text())
@@ -105,8 +117,9 @@ def test_sft_reads_the_train_sft_split(tiny_model_dir, karma_set, tmp_path):
         assert row["prompt"] + row["completion"] == src["messages"] and len(row["completion"]) == 1
         assert row["completion"][0]["role"] == "assistant"
     out = tmp_path / "o"
-    result = train("sft", _argv("sft", tiny_model_dir, karma_set, out,
-                                "--dataset_train_split", "train_sft", "--max_steps", 1)[2:])
+    result = train(
+        "sft", _argv("sft", tiny_model_dir, karma_set, out, "--dataset_train_split", "train_sft", "--max_steps", 1)[2:]
+    )
     assert result.global_step == 1
     state = _check_run(out, karma_set, "score", "sft", steps=1, batch=4)
     assert state["dataset"]["num_train_rows"] == len(sft)
@@ -115,12 +128,43 @@ def test_sft_reads_the_train_sft_split(tiny_model_dir, karma_set, tmp_path):
 
 def test_resume_from_checkpoint_continues_step_count(tiny_model_dir, karma_set, tmp_path):
     out = tmp_path / "resume"
-    first = train("dpo", _argv("dpo", tiny_model_dir, karma_set, out, "--max_steps", 2,
-                               "--save_strategy", "steps", "--save_steps", 2, "--logging_steps", 1)[2:])
+    first = train(
+        "dpo",
+        _argv(
+            "dpo",
+            tiny_model_dir,
+            karma_set,
+            out,
+            "--max_steps",
+            2,
+            "--save_strategy",
+            "steps",
+            "--save_steps",
+            2,
+            "--logging_steps",
+            1,
+        )[2:],
+    )
     assert first.global_step == 2 and (out / "checkpoint-2").is_dir()
-    second = train("dpo", _argv("dpo", tiny_model_dir, karma_set, out, "--max_steps", 4,
-                                "--save_strategy", "steps", "--save_steps", 2, "--logging_steps", 1,
-                                "--resume_from_checkpoint", out / "checkpoint-2")[2:])
+    second = train(
+        "dpo",
+        _argv(
+            "dpo",
+            tiny_model_dir,
+            karma_set,
+            out,
+            "--max_steps",
+            4,
+            "--save_strategy",
+            "steps",
+            "--save_steps",
+            2,
+            "--logging_steps",
+            1,
+            "--resume_from_checkpoint",
+            out / "checkpoint-2",
+        )[2:],
+    )
     assert second.global_step == 4
     steps = [h["step"] for h in second.log_history if "loss" in h]
     assert steps == [1, 2, 3, 4]  # history restored from the checkpoint, then steps 3 and 4 trained
@@ -137,8 +181,20 @@ def test_stale_recipe_fails_naming_the_field(tmp_path, capsys, key, value):
     with pytest.raises(KarmaError, match=key) as exc:
         parse_args("dpo", ["--config", str(recipe), "--model_name_or_path", "m", "--dataset_name", "d"])
     assert str(recipe) in str(exc.value) and STALE_KEYS[key].split(";")[0] in str(exc.value)
-    code = _run_cli(["train", "dpo", "--config", str(recipe), "--model_name_or_path", "m",
-                     "--dataset_name", "d", "--output_dir", str(tmp_path / "o")])
+    code = _run_cli(
+        [
+            "train",
+            "dpo",
+            "--config",
+            str(recipe),
+            "--model_name_or_path",
+            "m",
+            "--dataset_name",
+            "d",
+            "--output_dir",
+            str(tmp_path / "o"),
+        ]
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and err[0].startswith("error: ") and repr(key) in err[0]
     # reported before anything else is checked (here: bf16 left at TRL's default on a CPU box)
@@ -177,22 +233,34 @@ def test_unknown_mode_and_wrong_split_name_the_choices(tiny_model_dir, karma_set
 def test_every_recipe_parses():
     from accelerate.commands.config.config_args import load_config_from_file
 
-    paper = {"meta-llama/Llama-3.2-3B-Instruct", "meta-llama/Llama-3.1-8B-Instruct",
-             "Qwen/Qwen2.5-3B-Instruct", "Qwen/Qwen2.5-7B-Instruct"}
+    paper = {
+        "meta-llama/Llama-3.2-3B-Instruct",
+        "meta-llama/Llama-3.1-8B-Instruct",
+        "Qwen/Qwen2.5-3B-Instruct",
+        "Qwen/Qwen2.5-7B-Instruct",
+    }
     seen: set[tuple[str, str]] = set()
     recipes = sorted(p for p in (REPO / "recipes").glob("*/*.yaml") if p.parent.name != "accelerate")
     assert len(recipes) >= 10
     for path in recipes:
         stage = path.stem.split("-")[0]  # dpo-ipo.yaml: a DPO loss variant
         # the paper recipes ask for bf16 on GPUs; --use_cpu lets this CPU box build the configs
-        extra = ["--use_cpu", "true"] if path.parent.name != "tiny" else \
-            ["--model_name_or_path", "m", "--dataset_name", "d"]
+        extra = (
+            ["--use_cpu", "true"]
+            if path.parent.name != "tiny"
+            else ["--model_name_or_path", "m", "--dataset_name", "d"]
+        )
         args = parse_args(stage, ["--config", str(path), *extra])
         if path.parent.name == "tiny":
             continue
         t = args.training
-        assert (t.num_train_epochs, t.bf16, t.per_device_train_batch_size, t.gradient_accumulation_steps,
-                t.warmup_steps) == (1, True, 6, 4, 500), path
+        assert (
+            t.num_train_epochs,
+            t.bf16,
+            t.per_device_train_batch_size,
+            t.gradient_accumulation_steps,
+            t.warmup_steps,
+        ) == (1, True, 6, 4, 500), path
         if stage in ("sft", "dpo"):  # the paper's Appendix A; kto/orpo/reward mark their own learning rates
             assert t.learning_rate == 5e-5, path
         assert args.script.dataset_config in ("score", "sim", "score_sim", "rlaif"), path
@@ -202,8 +270,10 @@ def test_every_recipe_parses():
             assert args.karma.karma_eval_tasks == ["karma"], path
         seen.add((args.model.model_name_or_path, stage))
     assert seen == {(m, s) for m in paper for s in ("sft", "dpo", "kto", "orpo", "reward")}
-    kinds = {p.stem: load_config_from_file(str(p)).distributed_type.value
-             for p in (REPO / "recipes" / "accelerate").glob("*.yaml")}
+    kinds = {
+        p.stem: load_config_from_file(str(p)).distributed_type.value
+        for p in (REPO / "recipes" / "accelerate").glob("*.yaml")
+    }
     assert kinds == {"ddp": "MULTI_GPU", "zero2": "DEEPSPEED", "zero3": "DEEPSPEED", "fsdp": "FSDP"}
 
 
@@ -217,9 +287,20 @@ def test_callback_alone_with_a_plain_trl_trainer(tiny_model_dir, karma_set, tmp_
     ds = load_dataset(str(karma_set), data_files={"train": "sim/train-00000-of-00001.parquet"})["train"]
     cb = KarmaCallback(str(karma_set), "sim", train_dataset=ds)
     out = tmp_path / "plain"
-    args = DPOConfig(output_dir=str(out), max_steps=2, per_device_train_batch_size=4, bf16=False, use_cpu=True,
-                     gradient_checkpointing=False, save_strategy="steps", save_steps=2, logging_steps=1,
-                     report_to="none", disable_tqdm=True, max_length=None)
+    args = DPOConfig(
+        output_dir=str(out),
+        max_steps=2,
+        per_device_train_batch_size=4,
+        bf16=False,
+        use_cpu=True,
+        gradient_checkpointing=False,
+        save_strategy="steps",
+        save_steps=2,
+        logging_steps=1,
+        report_to="none",
+        disable_tqdm=True,
+        max_length=None,
+    )
     trainer = DPOTrainer(model=str(tiny_model_dir), args=args, train_dataset=ds, callbacks=[cb])
     trainer.train()
     prov = json.loads((out / "karma_provenance.json").read_text())
@@ -231,17 +312,26 @@ def test_callback_alone_with_a_plain_trl_trainer(tiny_model_dir, karma_set, tmp_
     assert [h["karma/rows"] for h in trainer.state.log_history if "loss" in h] == [4.0, 4.0]
 
 
-@pytest.mark.parametrize("data_files,expected", [
-    ("m/x.parquet", {"train": ["m/x.parquet"]}),
-    ({"train": "m/a.parquet", "test": ["m/b.parquet"]}, {"train": ["m/a.parquet"], "test": ["m/b.parquet"]}),
-    ([{"split": "train", "path": "m/train-*.parquet"}, {"split": "test", "path": ["m/t.parquet"]}],
-     {"train": ["m/train-*.parquet"], "test": ["m/t.parquet"]}),
-])
+@pytest.mark.parametrize(
+    "data_files,expected",
+    [
+        ("m/x.parquet", {"train": ["m/x.parquet"]}),
+        ({"train": "m/a.parquet", "test": ["m/b.parquet"]}, {"train": ["m/a.parquet"], "test": ["m/b.parquet"]}),
+        (
+            [{"split": "train", "path": "m/train-*.parquet"}, {"split": "test", "path": ["m/t.parquet"]}],
+            {"train": ["m/train-*.parquet"], "test": ["m/t.parquet"]},
+        ),
+    ],
+)
 def test_card_data_files_in_every_hub_form(data_files, expected):
     from karma_hf.karma_set import config_files as _config_files
 
-    meta = {"configs": [{"config_name": "other", "data_files": "o.parquet"},
-                        {"config_name": "m", "data_files": data_files}]}
+    meta = {
+        "configs": [
+            {"config_name": "other", "data_files": "o.parquet"},
+            {"config_name": "m", "data_files": data_files},
+        ]
+    }
     assert _config_files(meta, "m") == expected
     assert _config_files(meta, "missing") == {}
 
@@ -251,11 +341,30 @@ def test_train_dpo_on_a_set_written_by_the_real_builder(tiny_model_dir, tmp_path
     from karma_hf.pairs.builder import build
 
     data = tmp_path / "built"
-    build(REPO / "tests/fixtures/ultrafeedback_mini.jsonl", scores="ultrafeedback-paper", test_size=3,
-          output=data, cache_dir=tmp_path / "cache", ignore_unknown_models=True)
+    build(
+        REPO / "tests/fixtures/ultrafeedback_mini.jsonl",
+        scores="ultrafeedback-paper",
+        test_size=3,
+        output=data,
+        cache_dir=tmp_path / "cache",
+        ignore_unknown_models=True,
+    )
     out = tmp_path / "run"
-    result = train("dpo", _argv("dpo", tiny_model_dir, data, out, "--dataset_config", "sim",
-                                "--max_steps", 2, "--per_device_train_batch_size", 2)[2:])
+    result = train(
+        "dpo",
+        _argv(
+            "dpo",
+            tiny_model_dir,
+            data,
+            out,
+            "--dataset_config",
+            "sim",
+            "--max_steps",
+            2,
+            "--per_device_train_batch_size",
+            2,
+        )[2:],
+    )
     assert result.global_step == 2
     ds = json.loads((out / "karma_provenance.json").read_text())["dataset"]
     assert ds["config"] == "sim" and ds["tau"] == pytest.approx(0.1)

@@ -128,6 +128,8 @@ def render_dataset_card(
         source_url=f"https://huggingface.co/datasets/{source['id']}" if is_hub else source["id"],
         source_revision=source.get("revision"),
         source_rows=source["rows"],
+        source_format=source.get("format", "ultrafeedback"),
+        source_description=source.get("description"),
         version=report["karma_hf_version"],
         tau=report["tau"],
         seed=report["seed"],

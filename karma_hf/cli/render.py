@@ -296,3 +296,25 @@ def train_result_table(stage: str, result: Any) -> Any:
     for f in result.eval_files:
         table.add_row("karma eval", str(f))
     return table
+
+
+def generate_summary(result: Any) -> Any:
+    """``karma generate``: per model, prompts answered now / before, tokens, throughput, chat template."""
+    from rich.table import Table
+
+    table = Table(title=f"karma generate -> {result.output}")
+    for name, justify in (("model", "left"), ("prompts", "right"), ("resumed", "right"), ("new tokens", "right"),
+                          ("prompts/s", "right"), ("tokens/s", "right"), ("chat template", "left")):  # fmt: skip
+        table.add_column(name, justify="right" if justify == "right" else "left", overflow="fold")
+    for r in result.models:
+        template = "yes" if r.chat_template else ("no (plain prompt)" if r.chat_template is False else "?")
+        table.add_row(
+            r.name,
+            str(r.prompts),
+            str(r.resumed),
+            str(r.new_tokens),
+            f"{r.prompts_per_s:.2f}" if r.generated else "-",
+            f"{r.tokens_per_s:.1f}" if r.generated else "-",
+            template,
+        )
+    return table

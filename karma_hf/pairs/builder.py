@@ -230,6 +230,8 @@ def run_build(
         _check_readable(ds, source_id)
     arrow_schema = ds.features.arrow_schema
     source = detect_source(arrow_schema) if config.source_format == "auto" else get_source(config.source_format)
+    if config.rating == BuildConfig.rating and config.rating not in source.rating_methods:
+        config = config.replace(rating=source.rating_methods[0])  # the default means: this source's own rating
     if config.rating not in source.rating_methods:
         raise KarmaError(
             f"--rating must be one of {', '.join(source.rating_methods)} for {source.name} sources, "

@@ -67,6 +67,7 @@ def build_report(
         "source": {
             "id": public_name(source_id),
             "format": source_format,
+            "description": _source_description(source_format),
             "revision": revision,
             "split": config.split,
             "rows": int(rows.n),
@@ -98,6 +99,16 @@ def build_report(
         "modes": modes,
         "command": command or config.to_command(),
     }
+
+
+def _source_description(source_format: str) -> str | None:
+    """The registered schema's one-line description (what the card says the source is)."""
+    from karma_hf.sources.registry import get_source
+
+    try:
+        return get_source(source_format).description
+    except Exception:  # noqa: BLE001 - an in-memory or unregistered schema has none
+        return None
 
 
 def _description(mode: str, config: BuildConfig) -> str:
