@@ -55,9 +55,25 @@ from karma_hf.cli.common import CONTEXT_SETTINGS
     help="Models per prompt: a seeded choice of K models for each prompt (default: all).",
 )
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of --per-prompt and of sampling.")
-@click.option("--max-new-tokens", "--max_new_tokens", "max_new_tokens", type=int, default=256, show_default=True)
+@click.option(
+    "--max-new-tokens",
+    "--max_new_tokens",
+    "max_new_tokens",
+    type=int,
+    default=256,
+    show_default=True,
+    help="Most tokens generated per response.",
+)
 @click.option("--temperature", type=float, default=0.0, show_default=True, help="0 = greedy decoding (the default).")
-@click.option("--top-p", "--top_p", "top_p", type=float, default=1.0, show_default=True)
+@click.option(
+    "--top-p",
+    "--top_p",
+    "top_p",
+    type=float,
+    default=1.0,
+    show_default=True,
+    help="Nucleus sampling: keep the smallest token set with this probability mass (1.0 = off).",
+)
 @click.option(
     "--batch-size", "--batch_size", "batch_size", type=click.IntRange(1, None), default=8, show_default=True,
     help="Prompts per forward pass (hf backend).",
