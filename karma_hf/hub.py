@@ -3,10 +3,12 @@
 A karma dataset folder (written by ``karma build --output DIR``) holds::
 
     DIR/README.md                                   dataset card; its YAML ``configs`` list one
-                                                    config per mode with data_files per split
+                                                    config per mode and form with data_files per
+                                                    split (train_sft declared on train's file)
     DIR/build_report.json                           kept / dropped counts
-    DIR/<mode>/<split>-NNNNN-of-NNNNN.parquet       mode in score, sim, score_sim, rlaif;
-                                                    split in train, test, train_sft
+    DIR/<config>/<split>-NNNNN-of-NNNNN.parquet     config = mode (score, sim, score_sim, rlaif) in
+                                                    the best form, or <mode>-<form>; split in
+                                                    train, test
 
 :func:`push_folder` checks that layout, creates the dataset repo if needed (and the branch for
 ``revision``), and uploads every shard plus the card and report in a single

@@ -21,7 +21,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from karma_hf.errors import KarmaError
-from karma_hf.layout import CARD_FILE, PAIR_SPLITS, REPORT_FILE, SHARD_RE, SPLITS, TRL_COLUMNS, order_modes
+from karma_hf.layout import (
+    CARD_FILE,
+    DEFAULT_FORM,
+    PAIR_SPLITS,
+    REPORT_FILE,
+    SHARD_RE,
+    SPLIT_FILES,
+    TRL_COLUMNS,
+    config_form,
+    order_modes,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     import datasets
@@ -204,6 +214,10 @@ class KarmaSet:
                     found.setdefault(folder.name, {}).setdefault(m.group("split"), []).append(
                         f"{folder.name}/{shard.name}"
                     )
+        for name, files in found.items():  # a split declared on another's files (train_sft on train)
+            for split, on in SPLIT_FILES.items():
+                if split in config_form(name).splits and split not in files and on in files:
+                    files[split] = list(files[on])
         return found
 
     def configs(self) -> list[str]:
@@ -360,12 +374,13 @@ def scan_folder(folder: str | os.PathLike) -> FolderPlan:
             for shard in sorted(entry.iterdir()):
                 rel = f"{entry.name}/{shard.name}"
                 m = SHARD_RE.fullmatch(shard.name)
-                if not shard.is_file() or m is None or m.group("split") not in SPLITS:
+                splits = config_form(entry.name).splits
+                if not shard.is_file() or m is None or m.group("split") not in splits:
                     raise KarmaError(
-                        f"{root / rel}: unexpected entry in a mode folder (expected "
-                        f"<split>-NNNNN-of-NNNNN.parquet with split in {', '.join(SPLITS)})"
+                        f"{root / rel}: unexpected entry in a config folder (expected "
+                        f"<split>-NNNNN-of-NNNNN.parquet with split in {', '.join(splits)})"
                     )
-                columns = _check_shard(root / rel, m.group("split"))
+                columns = _check_shard(root / rel, m.group("split"), entry.name)
                 first = schemas.setdefault(entry.name, (rel, columns))
                 if first[1] != columns:
                     raise KarmaError(
@@ -382,7 +397,7 @@ def scan_folder(folder: str | os.PathLike) -> FolderPlan:
     return FolderPlan(root, tuple([CARD_FILE, REPORT_FILE, *shards]), configs, tuple(skipped))
 
 
-def _check_shard(path: Path, split: str) -> tuple[str, ...]:
+def _check_shard(path: Path, split: str, config: str) -> tuple[str, ...]:
     """The shard's column names, after checking it is parquet with the columns its split needs."""
     import pyarrow.parquet as pq
 
@@ -396,9 +411,12 @@ def _check_shard(path: Path, split: str) -> tuple[str, ...]:
             f"{path}: has no rows; load_dataset cannot read an empty split (leave it out of the "
             "folder and the card's configs)"
         )
-    missing = [c for c in TRL_COLUMNS[split] if c not in names]
+    form = config_form(config)
+    needed = TRL_COLUMNS[split] if form.name == DEFAULT_FORM else form.required
+    missing = [c for c in needed if c not in names]
     if missing:
-        raise KarmaError(f"{path}: missing column(s) {', '.join(missing)} needed for the {split} split")
+        what = f"the {split} split" if form.name == DEFAULT_FORM else f"the {form.name} form"
+        raise KarmaError(f"{path}: missing column(s) {', '.join(missing)} needed for {what}")
     return names
 
 

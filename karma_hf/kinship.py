@@ -89,6 +89,41 @@ def _select_sim(sub: np.ndarray, kin: np.ndarray) -> tuple[int, int]:
     return a, b
 
 
+#: A pair order gets the candidates' cosines ``sub`` (ranked by S_pref, best first) and the positions
+#: ``a < b`` of every kin pair in that ranking, and returns the order of those pairs by the mode's
+#: criterion (``--form all``; the first is the selector's pick).
+PairOrder = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
+PAIR_ORDERS: dict[str, PairOrder] = {}
+
+
+def pair_order(mode: str) -> Callable[[PairOrder], PairOrder]:
+    """Register ``fn`` as the order of all kin pairs of ``mode`` (what ``karma build --form all`` ranks by)."""
+
+    def register(fn: PairOrder) -> PairOrder:
+        PAIR_ORDERS[mode] = fn
+        return fn
+
+    return register
+
+
+@pair_order("score")
+def _order_score(sub: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """K_score: by the better member's rank, then the partner's rank."""
+    return np.lexsort((b, a))
+
+
+@pair_order("score_sim")
+def _order_score_sim(sub: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """K_(score,sim): by the better member's rank, then the most similar partner, then its rank."""
+    return np.lexsort((b, -sub[a, b], a))
+
+
+@pair_order("sim")
+def _order_sim(sub: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """K_sim: by cosine, highest first; equal cosines by the members' ranks."""
+    return np.lexsort((b, a, -sub[a, b]))
+
+
 @dataclass(frozen=True)
 class Pair:
     """A selected pair: ``chosen`` has the higher S_pref."""
@@ -333,6 +368,42 @@ class Kinship:
             return NoPair("no_kin_above_tau")
         a, b = SELECTORS[mode](sub, kin)
         return self._pair(int(order[min(a, b)]), int(order[max(a, b)]), float(sub[a, b]))
+
+    def all_pairs(self, mode: str, candidates: Iterable[str]) -> list[Pair]:
+        """Every kin pair among ``candidates`` (cosine >= tau, S_pref not tied), each labelled by
+        Eq. 3, in the order of ``mode``'s criterion (:data:`PAIR_ORDERS`): when the mode's own pick
+        is not a tie, it comes first."""
+        if mode not in PAIR_ORDERS:
+            get_mode(mode)
+            raise KarmaError(
+                f"mode {mode!r} has no pair order for --form all; register one with "
+                f"karma_hf.kinship.pair_order({mode!r}); modes with one: {', '.join(PAIR_ORDERS)}"
+            )
+        idx = np.asarray(sorted({self._idx(m) for m in candidates}), dtype=np.int64)
+        if idx.size < 2:
+            return []
+        if self._full is None and idx.size > _BLOCK_ROWS:
+            raise KarmaError(
+                f"--form all among {idx.size} candidates would list up to {idx.size * (idx.size - 1) // 2} pairs; "
+                f"it is limited to {_BLOCK_ROWS} candidates per prompt"
+            )
+        order = self._rank(idx)
+        sub = self.cosine_among(order)
+        a, b = np.triu_indices(len(order), k=1)
+        s_pref = self.s_pref[order]
+        keep = (sub[a, b] >= self.tau) & (s_pref[a] != s_pref[b])
+        a, b = a[keep], b[keep]
+        ranked = PAIR_ORDERS[mode](sub, a, b)
+        return [
+            Pair(
+                chosen=self.models[int(order[i])],
+                rejected=self.models[int(order[j])],
+                kinship=float(sub[i, j]),
+                s_pref_chosen=float(s_pref[i]),
+                s_pref_rejected=float(s_pref[j]),
+            )
+            for i, j in zip(a[ranked], b[ranked], strict=True)
+        ]
 
     def _pair(self, first: int, second: int, cosine: float) -> Pair | NoPair:
         s1, s2 = float(self.s_pref[first]), float(self.s_pref[second])

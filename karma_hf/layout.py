@@ -101,9 +101,17 @@ def mode_help(name: str) -> str:
 
 
 def order_modes(names: list[str] | tuple[str, ...]) -> list[str]:
-    """``names`` in canonical order; names that are not registered modes follow, sorted."""
-    known = [m for m in _MODES if m in names]
-    return known + sorted(m for m in names if m not in _MODES)
+    """Config names in canonical order: by form (``best`` first), then mode; names that are not a
+    registered mode in a form follow, sorted."""
+    forms = list(FORMS)
+
+    def key(name: str) -> tuple[int, int, str]:
+        mode, form = split_config_name(name)
+        if mode in _MODES:
+            return (forms.index(form), list(_MODES).index(mode), "")
+        return (len(forms), 0, name)
+
+    return sorted(dict.fromkeys(names), key=key)
 
 
 def parse_modes(value: str | list[str] | tuple[str, ...]) -> tuple[str, ...]:
@@ -118,11 +126,99 @@ def parse_modes(value: str | list[str] | tuple[str, ...]) -> tuple[str, ...]:
     return tuple(m for m in _MODES if m in chosen)
 
 
+# ------------------------------------------------------------------------------ pair forms
+@dataclass(frozen=True)
+class Form:
+    """How a mode's decisions become rows (``karma build --form``): its name, what a row is, its
+    splits, the columns TRL (or a listwise loss) needs, and whether baseline modes have it."""
+
+    name: str
+    help: str
+    splits: tuple[str, ...]
+    required: tuple[str, ...]
+    karma_only: bool = False
+
+
+FORMS: dict[str, Form] = {
+    f.name: f
+    for f in (
+        Form(
+            "best",
+            "one pair per prompt: the mode's pick (train/test for DPO, train_sft for SFT)",
+            ("train", "test", "train_sft"),
+            ("prompt", "chosen", "rejected", "messages"),
+        ),
+        Form(
+            "all",
+            "every kin pair of the prompt's models (cosine >= tau, S_pref not tied), labelled by Eq. 3 and "
+            "ordered by the mode's criterion; pair_rank 1 is the mode's pick",
+            ("train", "test"),
+            ("prompt", "chosen", "rejected", "pair_rank"),
+            karma_only=True,
+        ),
+        Form(
+            "ranked",
+            "one row per prompt with all its scored completions ordered by S_pref (listwise losses)",
+            ("train", "test"),
+            ("prompt", "completions", "models", "s_pref"),
+            karma_only=True,
+        ),
+        Form(
+            "unpaired",
+            "TRL's unpaired preference format (prompt, completion, label) for KTO: the mode's chosen "
+            "completion is desirable, its rejected one undesirable",
+            ("train", "test"),
+            ("prompt", "completion", "label"),
+        ),
+    )
+}
+DEFAULT_FORM = "best"
+
+
+def parse_forms(value: str | list[str] | tuple[str, ...]) -> tuple[str, ...]:
+    """``"best,all"`` or a list -> forms in canonical order; unknown names are an error."""
+    items = [f.strip() for f in value.split(",")] if isinstance(value, str) else [str(f).strip() for f in value]
+    chosen = tuple(dict.fromkeys(f for f in items if f))
+    if not chosen:
+        raise KarmaError(f"no --form given; choose from {', '.join(FORMS)}")
+    bad = [f for f in chosen if f not in FORMS]
+    if bad:
+        raise KarmaError(f"unknown form(s) {', '.join(map(repr, bad))}; choose from {', '.join(FORMS)}")
+    return tuple(f for f in FORMS if f in chosen)
+
+
+def config_name(mode: str, form: str = DEFAULT_FORM) -> str:
+    """The config (and folder) of a mode in a form: ``sim`` for the best form, ``sim-all`` otherwise."""
+    return mode if form == DEFAULT_FORM else f"{mode}-{form}"
+
+
+def split_config_name(name: str) -> tuple[str, str]:
+    """``"sim-all"`` -> ``("sim", "all")``; a name without a known form suffix is the best form."""
+    mode, sep, form = name.rpartition("-")
+    if sep and form in FORMS and form != DEFAULT_FORM:
+        return mode, form
+    return name, DEFAULT_FORM
+
+
+def config_form(name: str) -> Form:
+    return FORMS[split_config_name(name)[1]]
+
+
 # ------------------------------------------------------------------------------ splits and files
 #: Splits of every config: pairs for DPO (``train``, ``test``) and ``train_sft`` (same rows as ``train``).
 SPLITS: tuple[str, ...] = ("train", "test", "train_sft")
 #: The splits that hold pairs (the report pools them; ``train_sft`` repeats ``train``).
 PAIR_SPLITS: tuple[str, ...] = ("train", "test")
+#: Splits whose rows are another split's (same files): ``train_sft`` is declared on ``train``'s shards,
+#: so a set stores (and a push uploads) those bytes once; SFT reads their ``messages`` column.
+SPLIT_FILES: dict[str, str] = {"train_sft": "train"}
+
+
+def shard_split(split: str) -> str:
+    """The split whose shard files hold ``split``'s rows (``train_sft`` -> ``train``)."""
+    return SPLIT_FILES.get(split, split)
+
+
 CARD_FILE = "README.md"
 REPORT_FILE = "build_report.json"
 SHARD_RE = re.compile(r"(?P<split>[a-z_]+)-(?P<i>\d{5})-of-(?P<n>\d{5})\.parquet")
@@ -156,11 +252,58 @@ PAIR_COLUMNS: tuple[str, ...] = (
 STATS_COLUMNS: tuple[str, ...] = ("kinship", "chosen_model", "rejected_model")
 
 
-def output_schema() -> pa.Schema:
-    """The columns of every split of every mode (``datasets`` needs one schema per config)."""
+def _message_type() -> pa.DataType:
     import pyarrow as pa
 
-    message = pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))
+    return pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))
+
+
+def form_schema(form: str = DEFAULT_FORM) -> pa.Schema:
+    """The columns of every split of a config in ``form`` (``datasets`` needs one schema per config)."""
+    import pyarrow as pa
+
+    message = _message_type()
+    if form == "best":
+        return output_schema()
+    if form == "all":
+        return output_schema().append(pa.field("pair_rank", pa.int32()))
+    if form == "ranked":
+        return pa.schema(
+            [
+                ("prompt", message),
+                ("completions", pa.list_(message)),
+                ("models", pa.list_(pa.string())),
+                ("s_pref", pa.list_(pa.float64())),
+                ("kinship_to_best", pa.list_(pa.float64())),
+                ("scores", pa.list_(pa.float64())),
+                ("prompt_id", pa.string()),
+                ("source", pa.string()),
+            ]
+        )
+    if form == "unpaired":
+        return pa.schema(
+            [
+                ("prompt", message),
+                ("completion", message),
+                ("label", pa.bool_()),
+                ("prompt_id", pa.string()),
+                ("model", pa.string()),
+                ("partner_model", pa.string()),
+                ("kinship", pa.float64()),
+                ("s_pref", pa.float64()),
+                ("score", pa.float64()),
+                ("source", pa.string()),
+            ]
+        )
+    raise KarmaError(f"unknown form {form!r}; choose from {', '.join(FORMS)}")
+
+
+def output_schema() -> pa.Schema:
+    """The columns of every split of every mode in the ``best`` form (``datasets`` needs one schema
+    per config)."""
+    import pyarrow as pa
+
+    message = _message_type()
     return pa.schema(
         [
             ("prompt", message),

@@ -10,11 +10,20 @@ counts always equal the report's. Rendering is deterministic: same report, same 
 
 from __future__ import annotations
 
-import copy
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from karma_hf.layout import CARD_FILE, DROP_REASON_HELP, DROP_REASONS, SPLITS, order_modes, output_schema, shard_name
+from karma_hf.layout import (
+    CARD_FILE,
+    DEFAULT_FORM,
+    DROP_REASON_HELP,
+    DROP_REASONS,
+    FORMS,
+    form_schema,
+    order_modes,
+    shard_name,
+    shard_split,
+)
 from karma_hf.markdown import markdown_table
 from karma_hf.resources import hub_cards_dir
 from karma_hf.sources.registry import get_source, known_license
@@ -50,29 +59,32 @@ def _features_yaml(schema) -> list[dict[str, Any]]:
 def dataset_card_metadata(report: dict[str, Any], *, license: str | None = None) -> dict[str, Any]:
     """The card's YAML metadata as a plain dict (also used by tests and the Hub push)."""
     source_id = report["source"]["id"]
-    modes = report["modes"]
-    features = _features_yaml(output_schema())
     configs, infos = [], []
     total = 0
-    for mode, info in modes.items():
-        present = [s for s in SPLITS if info["splits"][s] > 0]  # empty splits are not written
+    for name, info in report_configs(report).items():
+        form = info.get("form", DEFAULT_FORM)
+        present = [s for s in FORMS[form].splits if info["splits"].get(s, 0) > 0]  # empty splits are not written
         if not present:
             continue
         configs.append(
-            {"config_name": mode, "data_files": [{"split": s, "path": f"{mode}/{shard_name(s)}"} for s in present]}
+            {
+                "config_name": name,
+                "data_files": [{"split": s, "path": f"{name}/{shard_name(shard_split(s))}"} for s in present],
+            }
         )
         sizes: dict[str, dict[str, int]] = info.get("bytes", {})
         splits: list[dict[str, Any]] = [
             {"name": s, "num_bytes": int(sizes.get(s, {}).get("num_bytes", 0)), "num_examples": int(info["splits"][s])}
             for s in present
         ]
-        total = max(total, info["kept"])
+        total = max(total, int(info["rows"]))
         infos.append(
             {
-                "config_name": mode,
-                "features": copy.deepcopy(features),
+                "config_name": name,
+                "features": _features_yaml(form_schema(form)),
                 "splits": splits,
-                "download_size": sum(int(v.get("download_size", 0)) for v in sizes.values()),
+                # train_sft reads train's file: its bytes are downloaded once
+                "download_size": sum(int(sizes.get(s, {}).get("download_size", 0)) for s in present if shard_split(s) == s),
                 "dataset_size": sum(int(sp["num_bytes"]) for sp in splits),
             }
         )
@@ -87,6 +99,16 @@ def dataset_card_metadata(report: dict[str, Any], *, license: str | None = None)
         "source_datasets": [source_id] if hub_source else ["original"],
         "configs": configs,
         "dataset_info": infos,
+    }
+
+
+def report_configs(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The report's configs (a mode in a form); a report older than ``--form`` has the modes only."""
+    if "configs" in report:
+        return report["configs"]
+    return {
+        mode: {"mode": mode, "form": DEFAULT_FORM, "rows": info["kept"], "splits": info["splits"], **info}
+        for mode, info in report["modes"].items()
     }
 
 
@@ -117,6 +139,11 @@ def render_dataset_card(
         m["train"], m["test"] = m["splits"]["train"], m["splits"]["test"]
     present = order_modes(list(report["modes"]))
     example = "sim" if "sim" in present else (present[0] if present else "sim")
+    extra_forms = [
+        {"name": name, **info, "train": info["splits"]["train"], "test": info["splits"]["test"]}
+        for name, info in report_configs(report).items()
+        if info.get("form", DEFAULT_FORM) != DEFAULT_FORM and info["rows"]
+    ]
     is_hub = source["id"].count("/") == 1 and not Path(source["id"]).exists()
     command = report.get("command") or "karma build"
     return DatasetCard.from_template(
@@ -137,6 +164,10 @@ def render_dataset_card(
         rating_help=_rating_help(source.get("format", "ultrafeedback"), report["rating"]),
         test_prompts=report["test_prompts"],
         modes=modes,
+        has_best=DEFAULT_FORM in report.get("forms", [DEFAULT_FORM]),
+        extra_forms=extra_forms,
+        forms={name: FORMS[name].help for name in report.get("forms", [DEFAULT_FORM])},
+        max_pairs_per_prompt=report.get("max_pairs_per_prompt"),
         example_mode=example,
         reasons=[{"name": r, "help": DROP_REASON_HELP[r]} for r in DROP_REASONS],
         skipped_unknown=report["skipped_completions"]["unknown_model"],

@@ -54,6 +54,23 @@ from karma_hf.cli.common import CONTEXT_SETTINGS, load_table, parse_test_size, s
     show_default=True,
     help="Kinship threshold: pairs with cosine below it are never paired.",
 )
+@click.option(
+    "--form",
+    "forms",
+    default="best",
+    show_default=True,
+    metavar="F1,F2",
+    help="Comma-separated pair forms, one config per mode and form (sim, sim-all, ...): best (one pair per "
+    "prompt), all (every kin pair, with pair_rank), ranked (all scored completions by S_pref, listwise), "
+    "unpaired (prompt/completion/label for KTO). all and ranked are for the KARMA modes only.",
+)
+@click.option(
+    "--max-pairs-per-prompt",
+    type=click.IntRange(1, None),
+    default=None,
+    metavar="N",
+    help="--form all: keep at most the first N kin pairs of each prompt (by the mode's criterion).",
+)
 @click.option("--seed", type=int, default=42, show_default=True, help="Seed of the test split and rlaif draws.")
 @click.option(
     "--test-size",
@@ -143,6 +160,8 @@ def build_cmd(
     aliases,
     modes,
     tau,
+    forms,
+    max_pairs_per_prompt,
     seed,
     test_size,
     rating,
@@ -157,12 +176,13 @@ def build_cmd(
     push_to,
     private,
 ):
-    """Multi-model responses -> kin-pair preference sets (one config per mode) + card.
+    """Multi-model responses -> kin-pair preference sets (one config per mode and form) + card.
 
     \b
     karma build --scores ultrafeedback-paper --output out/karma-uf
     karma build --source data.jsonl --scores results/ --modes sim,rlaif --test-size 500 -o out/sim
     karma build --scores ultrafeedback-paper -o out/karma-uf --push-to me/karma-ultrafeedback
+    karma build --source data.jsonl --scores results/ --modes sim --form best,all,unpaired -o out/sim-forms
     """
     from rich.console import Console
 
@@ -189,6 +209,8 @@ def build_cmd(
         aliases=aliases,
         modes=modes or registered_modes(),
         tau=tau,
+        forms=forms,
+        max_pairs_per_prompt=max_pairs_per_prompt,
         seed=seed,
         test_size=size,
         rating=rating,

@@ -16,10 +16,12 @@
    a leftover partial folder of a killed run is never read by ``load_dataset(output)`` and is
    removed by the next build.
 
-Outputs: splits ``train``, ``test`` and ``train_sft`` share one schema
-(:func:`karma_hf.layout.output_schema`; ``datasets`` needs one schema per config). ``train_sft``
-holds the same rows as ``train`` (SFT reads ``messages``). A split with no rows is not written
-(``datasets`` cannot load an empty split) and the card does not declare it.
+Outputs: one config per mode and form (:data:`karma_hf.layout.FORMS`; ``sim`` is the ``best``
+form, ``sim-all`` the ``all`` form, ...); all splits of a config share one schema
+(:func:`karma_hf.layout.form_schema`; ``datasets`` needs one schema per config). The ``best``
+form's ``train_sft`` split is declared on ``train``'s file (same rows; SFT reads ``messages``), so
+its bytes are stored and uploaded once. A split with no rows is not written (``datasets`` cannot
+load an empty split) and the card does not declare it.
 """
 
 from __future__ import annotations
@@ -37,14 +39,15 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from karma_hf.errors import KarmaError, os_error_message
-from karma_hf.layout import DROP_REASONS, REPORT_FILE, SPLITS, shard_name
+from karma_hf.layout import DROP_REASONS, REPORT_FILE, config_form, shard_name, shard_split
 from karma_hf.pairs.config import DEFAULT_SCORES, DEFAULT_SOURCE, BuildConfig, check_test_size
 
 if TYPE_CHECKING:  # pragma: no cover
     import datasets
 
     from karma_hf.kinship import Kinship
-    from karma_hf.pairs.decide import Rows
+    from karma_hf.pairs.decide import Decision, Rows
+    from karma_hf.pairs.writer import Items
     from karma_hf.scores import ScoreTable
     from karma_hf.sources.registry import SourceSchema
 
@@ -71,14 +74,21 @@ class BuildResult:
         names = ("kept", *DROP_REASONS)
         return [names[int(code)] for code in self.statuses[mode]]
 
-    def files(self, mode: str) -> dict[str, Path]:
-        """The parquet file of each split of ``mode`` (empty splits are not written)."""
-        paths = {split: self.output / mode / shard_name(split) for split in SPLITS}
+    @property
+    def configs(self) -> tuple[str, ...]:
+        """Every config written (a mode in a form: ``sim``, ``sim-all``, ...)."""
+        return tuple(name for name, info in self.report["configs"].items() if any(info["splits"].values()))
+
+    def files(self, config: str) -> dict[str, Path]:
+        """The parquet file of each split of ``config`` (empty splits are not written; ``train_sft``
+        reads ``train``'s file)."""
+        splits = config_form(config).splits
+        paths = {split: self.output / config / shard_name(shard_split(split)) for split in splits}
         return {split: path for split, path in paths.items() if path.exists()}
 
     @property
     def datasets(self) -> dict[str, datasets.DatasetDict]:
-        """``{mode: DatasetDict(train, test, train_sft)}`` read from the written parquet files."""
+        """``{config: DatasetDict(train, test[, train_sft])}`` read from the written parquet files."""
         if self._datasets is None:
             import datasets as hf_datasets
 
@@ -86,7 +96,7 @@ class BuildResult:
                 mode: hf_datasets.load_dataset(
                     "parquet", data_files={s: str(p) for s, p in self.files(mode).items()}, cache_dir=self.cache_dir
                 )
-                for mode in self.modes
+                for mode in self.configs
                 if self.files(mode)
             }
         return self._datasets
@@ -98,6 +108,8 @@ def build(
     scores: str | Path | Sequence[str | Path] | ScoreTable = DEFAULT_SCORES,
     modes: Iterable[str] | str | None = None,
     tau: float = 0.1,
+    forms: Iterable[str] | str = ("best",),
+    max_pairs_per_prompt: int | None = None,
     seed: int = 42,
     test_size: int | float = 2000,
     revision: str | None = None,
@@ -125,6 +137,9 @@ def build(
     ``source``: a Hub id, a local path (parquet/jsonl/arrow/save_to_disk) or a ``Dataset``.
     ``scores``: a preset name, CSV, lm-eval results path(s) or a ``ScoreTable``.
     ``test_size``: number of distinct prompts held out (or a fraction in (0, 1)).
+    ``forms``: how each mode's decisions become rows (:data:`karma_hf.layout.FORMS`: ``best``,
+    ``all``, ``ranked``, ``unpaired``), one config per mode and form (``sim``, ``sim-all``, ...);
+    ``max_pairs_per_prompt`` caps the ``all`` form.
     ``output``: folder for ``<mode>/<split>-00000-of-00001.parquet``, ``README.md`` (the card)
     and ``build_report.json``; without it a temporary folder lives as long as the result.
     ``source_format``: a registered source schema, or ``auto`` (detected from the columns).
@@ -158,6 +173,8 @@ def build(
             scores=tuple(specs),
             modes=(modes if isinstance(modes, str) else tuple(modes)) if modes is not None else BuildConfig().modes,
             tau=tau,
+            forms=forms if isinstance(forms, str) else tuple(forms),
+            max_pairs_per_prompt=max_pairs_per_prompt,
             seed=seed,
             test_size=test_size,
             rating=rating,
@@ -263,6 +280,7 @@ def run_build(
     is_test = test_split(parsed_table.column("prompt_id"), _test_count(config.test_size, parsed_table), config.seed)
     decisions = {mode: decide(rows, mode, kin, config.seed, rlaif_recipe=config.rlaif_recipe) for mode in config.modes}
 
+    items = config_items(config, rows, decisions, kin)
     report = build_report(
         config,
         source_id=source_id,
@@ -271,6 +289,7 @@ def run_build(
         rows=rows,
         parsed=parsed_table,
         decisions=decisions,
+        items=items,
         is_test=is_test,
         kin=kin,
         table=table,
@@ -294,7 +313,7 @@ def run_build(
             ds,
             source,
             work,
-            decisions,
+            {name: it for name, it in items.items() if len(it)},
             rows,
             parsed_table.column("prompt_id").combine_chunks(),
             is_test,
@@ -302,8 +321,10 @@ def run_build(
             config.batch_size,
             progress,
         )
-        for mode, per_split in sizes.items():
-            report["modes"][mode]["bytes"] = per_split
+        for name, per_split in sizes.items():
+            report["configs"][name]["bytes"] = per_split
+            if name in report["modes"]:  # the best form: the mode's own config
+                report["modes"][name]["bytes"] = per_split
         (work / REPORT_FILE).write_text(json.dumps(report, indent=2, sort_keys=False) + "\n", encoding="utf-8")
         write_dataset_card(work, report, table=table, repo_id=repo_id, note=card_note)
         out_dir = work if output is None else _publish(work, output)
@@ -320,6 +341,29 @@ def run_build(
         statuses={mode: dec.status for mode, dec in decisions.items()},
         _tmp=tmp,
     )
+
+
+def config_items(config: BuildConfig, rows: Rows, decisions: dict[str, Decision], kin: Kinship) -> dict[str, Items]:
+    """The rows of every config (:meth:`BuildConfig.configs`): the mode's decisions in each form."""
+    from karma_hf.pairs.writer import Items, best_items, unpaired_items
+
+    out: dict[str, Items] = {}
+    for name, mode, form in config.configs():
+        dec = decisions[mode]
+        best = best_items(dec.status, dec.chosen_pos, dec.rejected_pos)
+        if form == "best":
+            out[name] = best
+        elif form == "unpaired":
+            out[name] = unpaired_items(best)
+        elif form == "all":
+            pairs = rows.kin_pairs(kin, mode, config.max_pairs_per_prompt)
+            out[name] = Items("all", pairs.row, pairs.chosen_pos, pairs.rejected_pos, rank=pairs.pair_rank)
+        elif form == "ranked":
+            offsets, positions = rows.ranked_items(kin, best.row)
+            out[name] = Items("ranked", best.row, best.pos, best.other, lists=offsets, list_pos=positions)
+        else:  # pragma: no cover - BuildConfig checks the forms
+            raise KarmaError(f"unknown form {form!r}")
+    return out
 
 
 def _prepare_h4(rows: Rows, ds: datasets.Dataset, source: SourceSchema, config: BuildConfig) -> int | None:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from karma_hf.errors import KarmaError
-from karma_hf.layout import DEFAULT_RLAIF_RECIPE, RLAIF_RECIPES, parse_modes
+from karma_hf.layout import DEFAULT_FORM, DEFAULT_RLAIF_RECIPE, FORMS, RLAIF_RECIPES, config_name, parse_forms, parse_modes
 from karma_hf.layout import modes as registered_modes
 
 DEFAULT_SOURCE = "openbmb/UltraFeedback"
@@ -65,6 +65,8 @@ class BuildConfig:
     aliases: str | None = None
     modes: tuple[str, ...] | str = field(default_factory=registered_modes)
     tau: float = 0.1
+    forms: tuple[str, ...] | str = (DEFAULT_FORM,)
+    max_pairs_per_prompt: int | None = None
     seed: int = 42
     test_size: int | float = 2000
     rating: str = "aspects"
@@ -82,11 +84,23 @@ class BuildConfig:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "modes", parse_modes(self.modes))
+        object.__setattr__(self, "forms", parse_forms(self.forms))
         object.__setattr__(self, "scores", tuple(str(s) for s in self.scores))
         object.__setattr__(self, "benchmarks", tuple(self.benchmarks))
         if not 0.0 <= float(self.tau) <= 1.0:
             raise KarmaError(f"--tau must be within [0, 1], got {self.tau}")
         check_test_size(self.test_size)
+        if self.max_pairs_per_prompt is not None:
+            if isinstance(self.max_pairs_per_prompt, bool) or int(self.max_pairs_per_prompt) < 1:
+                raise KarmaError(f"--max-pairs-per-prompt must be >= 1, got {self.max_pairs_per_prompt}")
+            if "all" not in self.forms:
+                raise KarmaError("--max-pairs-per-prompt applies to --form all only")
+        karma_only = [f for f in self.forms if FORMS[f].karma_only]
+        if karma_only and not [m for m in self.modes if m != "rlaif"]:
+            raise KarmaError(
+                f"--form {','.join(karma_only)} needs a KARMA mode (the rlaif baseline has no kinship order); "
+                "add one to --modes"
+            )
         if self.batch_size < 1:
             raise KarmaError(f"batch_size must be >= 1, got {self.batch_size}")
         if self.num_proc is not None and self.num_proc < 1:
@@ -102,6 +116,16 @@ class BuildConfig:
     def excluded_models(self) -> tuple[str, ...]:
         """Models whose completions no mode uses (UltraLM-65B, as in §3.1 of the paper, by default)."""
         return () if self.include_ultralm_65b else (ULTRALM_65B,)
+
+    def configs(self) -> list[tuple[str, str, str]]:
+        """``(config name, mode, form)`` of every config the build writes, forms first, then modes in
+        canonical order; the rlaif baseline has no ``karma_only`` form (no kinship order)."""
+        return [
+            (config_name(mode, form), mode, form)
+            for form in self.forms
+            for mode in self.modes
+            if not (FORMS[form].karma_only and mode == "rlaif")
+        ]
 
     def replace(self, **changes: Any) -> BuildConfig:
         return dataclasses.replace(self, **changes)
@@ -136,6 +160,10 @@ class BuildConfig:
             "--rating",
             self.rating,
         ]
+        if self.forms != (DEFAULT_FORM,):
+            parts += ["--form", ",".join(self.forms)]
+        if self.max_pairs_per_prompt is not None:
+            parts += ["--max-pairs-per-prompt", str(self.max_pairs_per_prompt)]
         if "rlaif" in self.modes:
             parts += ["--rlaif-recipe", self.rlaif_recipe]
         if self.truthfulqa_questions:

@@ -76,6 +76,33 @@ class Decision:
 
 
 @dataclass
+class PairItems:
+    """Several pairs per row (``--form all``): one entry per pair, rows ascending."""
+
+    row: np.ndarray  # int64: source row
+    chosen_pos: np.ndarray  # int64: position in the row's completions
+    rejected_pos: np.ndarray
+    pair_rank: np.ndarray  # int32: 1 = first by the mode's criterion
+
+
+@dataclass
+class CandidateSets:
+    """The rows ``todo`` grouped by their set of candidate models (see :meth:`Rows._candidate_sets`)."""
+
+    todo: np.ndarray  # rows
+    first: np.ndarray  # per set: index in todo of its first row
+    inverse: np.ndarray  # per todo row: its set
+    members: list[np.ndarray]  # per set: the model codes, ascending
+    keys: np.ndarray  # sorted row * k + code of every candidate
+    flat: np.ndarray  # the completion (flat index) of each key
+    k: int
+
+    def lookup(self, rows: np.ndarray, codes: np.ndarray) -> np.ndarray:
+        """Flat index of the candidate of model ``codes[i]`` in row ``rows[i]`` (which must exist)."""
+        return self.flat[np.searchsorted(self.keys, rows * self.k + codes)]
+
+
+@dataclass
 class Rows:
     """The parsed rows flattened to numpy: one entry per completion, ``parent`` = row index."""
 
@@ -207,46 +234,121 @@ class Rows:
         return flat_index - self.offsets[self.parent[flat_index]]
 
     # ------------------------------------------------------------------ KARMA modes
-    def decide_karma(self, kin: Kinship, mode: str) -> Decision:
-        from karma_hf.kinship import Pair
-
+    def _karma_candidates(self) -> tuple[np.ndarray, np.ndarray]:
+        """Status before selection and the candidate mask (scored, not excluded, non-empty)."""
         k = self.n_scored_models
         scored = (self.code >= 0) & (self.code < k) & ~self._excluded
         candidate = scored & ~self.empty
-        status = self._stages(scored, candidate)
+        return self._stages(scored, candidate), candidate
+
+    def _candidate_sets(self, candidate: np.ndarray, todo: np.ndarray) -> CandidateSets:
+        """The distinct candidate sets of the rows ``todo`` (one selection per set, not per row)."""
+        k = self.n_scored_models
+        in_todo = np.zeros(self.n, dtype=bool)
+        in_todo[todo] = True
+        flat = np.flatnonzero(candidate & in_todo[self.parent])
+        flat = flat[self.code[flat] < k]
+        keys = self.parent[flat] * k + self.code[flat]  # ascending in the row; codes unordered within
+        order = np.argsort(keys, kind="stable")
+        sorted_keys, sorted_flat = keys[order], flat[order]
+        # a model twice in a row: the later completion is the candidate (as a row -> model map keeps it)
+        last = np.ones(sorted_keys.size, dtype=bool)
+        last[:-1] = sorted_keys[1:] != sorted_keys[:-1]
+        sorted_keys, sorted_flat = sorted_keys[last], sorted_flat[last]
+        rows, codes = np.divmod(sorted_keys, k)
+        pos = np.full(self.n, -1, dtype=np.int64)
+        pos[todo] = np.arange(todo.size)
+        if k <= 52:  # the candidate set as one exact integer key (a sum of distinct powers of two)
+            row_key = np.bincount(pos[rows], weights=np.ldexp(1.0, codes), minlength=todo.size)
+            set_keys, first, inverse = np.unique(row_key, return_index=True, return_inverse=True)
+        else:
+            member = np.zeros((todo.size, k), dtype=bool)
+            member[pos[rows], codes] = True
+            set_keys, first, inverse = np.unique(
+                np.packbits(member, axis=1), axis=0, return_index=True, return_inverse=True
+            )
+        row_start = np.searchsorted(pos[rows], np.arange(todo.size + 1))
+        return CandidateSets(
+            todo=todo,
+            first=first,
+            inverse=inverse.reshape(-1),
+            members=[codes[row_start[i] : row_start[i + 1]] for i in first],
+            keys=sorted_keys,
+            flat=sorted_flat,
+            k=k,
+        )
+
+    def decide_karma(self, kin: Kinship, mode: str) -> Decision:
+        from karma_hf.kinship import Pair
+
+        status, candidate = self._karma_candidates()
         chosen = np.full(self.n, -1, dtype=np.int64)
         rejected = np.full(self.n, -1, dtype=np.int64)
         todo = np.flatnonzero(status == 0)
         if todo.size:
-            # flat index of each (row, scored model) candidate; one select() per distinct set
-            where = np.full((self.n, k), -1, dtype=np.int64)
-            flat = np.flatnonzero(candidate)
-            where[self.parent[flat], self.code[flat]] = flat
-            member = where[todo] >= 0
-            if k <= 52:  # the candidate set as one exact integer key (sum of distinct powers of two)
-                keys, first, inverse = np.unique(
-                    member @ (2.0 ** np.arange(k)), return_index=True, return_inverse=True
-                )
-            else:
-                keys, first, inverse = np.unique(
-                    np.packbits(member, axis=1), axis=0, return_index=True, return_inverse=True
-                )
-            inverse = inverse.reshape(-1)
-            outcome = np.zeros((len(keys), 3), dtype=np.int64)  # status, chosen code, rejected code
-            for j, row in enumerate(first):
-                result = kin.select(mode, [kin.models[c] for c in np.flatnonzero(member[row])])
+            sets = self._candidate_sets(candidate, todo)
+            outcome = np.zeros((len(sets.first), 3), dtype=np.int64)  # status, chosen code, rejected code
+            for j, codes in enumerate(sets.members):
+                result = kin.select(mode, [kin.models[c] for c in codes])
                 if isinstance(result, Pair):
                     outcome[j] = (KEPT, kin.index[result.chosen], kin.index[result.rejected])
                 else:
                     reason = "fewer_than_two_scored" if result.reason == "fewer_than_two" else result.reason
                     outcome[j] = (STATUS[reason], -1, -1)
-            per_row = outcome[inverse]
+            per_row = outcome[sets.inverse]
             status[todo] = per_row[:, 0]
             kept = per_row[:, 0] == KEPT
             rows_kept = todo[kept]
-            chosen[rows_kept] = self.position(where[rows_kept, per_row[kept, 1]])
-            rejected[rows_kept] = self.position(where[rows_kept, per_row[kept, 2]])
+            chosen[rows_kept] = self.position(sets.lookup(rows_kept, per_row[kept, 1]))
+            rejected[rows_kept] = self.position(sets.lookup(rows_kept, per_row[kept, 2]))
         return Decision(status, chosen, rejected)
+
+    def kin_pairs(self, kin: Kinship, mode: str, max_pairs: int | None = None) -> PairItems:
+        """Every kin pair of every row (``--form all``), in the mode's order within a row, at most
+        ``max_pairs`` per row; rows in source order."""
+        status, candidate = self._karma_candidates()
+        todo = np.flatnonzero(status == 0)
+        empty = np.zeros(0, dtype=np.int64)
+        if not todo.size:
+            return PairItems(empty, empty, empty, empty.astype(np.int32))
+        sets = self._candidate_sets(candidate, todo)
+        per_set_c: list[np.ndarray] = []
+        per_set_r: list[np.ndarray] = []
+        for codes in sets.members:
+            pairs = kin.all_pairs(mode, [kin.models[c] for c in codes])[:max_pairs]
+            per_set_c.append(np.array([kin.index[p.chosen] for p in pairs], dtype=np.int64))
+            per_set_r.append(np.array([kin.index[p.rejected] for p in pairs], dtype=np.int64))
+        n_pairs = np.array([len(c) for c in per_set_c], dtype=np.int64)
+        set_start = np.concatenate([[0], np.cumsum(n_pairs)[:-1]])
+        counts = n_pairs[sets.inverse]
+        row = np.repeat(todo, counts)
+        item_start = np.repeat(np.cumsum(counts) - counts, counts)
+        within = np.arange(row.size, dtype=np.int64) - item_start
+        at = np.repeat(set_start[sets.inverse], counts) + within
+        c_code = np.concatenate(per_set_c + [empty])[at]
+        r_code = np.concatenate(per_set_r + [empty])[at]
+        return PairItems(
+            row=row,
+            chosen_pos=self.position(sets.lookup(row, c_code)),
+            rejected_pos=self.position(sets.lookup(row, r_code)),
+            pair_rank=(within + 1).astype(np.int32),
+        )
+
+    def ranked_items(self, kin: Kinship, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``--form ranked``: for each of ``rows``, the positions of its candidates (scored, non-empty;
+        one per model, the later completion of a repeated one) ordered by S_pref, best first (equal
+        S_pref by model id). Returns ``(offsets, positions)``: row ``rows[i]``'s list is
+        ``positions[offsets[i]:offsets[i + 1]]``."""
+        _, candidate = self._karma_candidates()
+        sets = self._candidate_sets(candidate, np.asarray(rows, dtype=np.int64))
+        rank_of = np.empty(sets.k, dtype=np.int64)
+        rank_of[[kin.index[m] for m in kin.ranking()]] = np.arange(sets.k)
+        item_rows, codes = np.divmod(sets.keys, sets.k)
+        order = np.lexsort((rank_of[codes], item_rows))
+        flat = sets.flat[order]
+        counts = np.bincount(np.searchsorted(rows, item_rows[order]), minlength=len(rows))
+        offsets = np.concatenate([[0], np.cumsum(counts)])
+        return offsets, self.position(flat)
 
     # ------------------------------------------------------------------ RLAIF baseline
     def decide_rlaif_argilla(self, seed: int) -> Decision:
@@ -341,9 +443,11 @@ def test_split(prompt_ids: pa.ChunkedArray, test_size: int | float, seed: int) -
             f"{total} distinct well-formed prompts; use a smaller --test-size"
         )
     salt = f"karma-test-split:{seed}:".encode()
-    keys = [hashlib.sha256(salt + p.encode("ascii")).digest() for p in distinct]
-    order = sorted(range(total), key=keys.__getitem__)[:count]
-    held = pa.array([distinct[i] for i in order], type=pa.string())
+    sha = hashlib.sha256
+    # numpy sorts the 32-byte digests as bytes (fixed width: trailing NULs compare as padding)
+    keys = np.fromiter((sha(salt + p.encode("ascii")).digest() for p in distinct), dtype="S32", count=total)
+    order = np.argsort(keys, kind="stable")[:count]
+    held = pa.array(distinct, type=pa.string()).take(pa.array(order))
     return np.asarray(pc.is_in(ids, value_set=held).fill_null(False).to_numpy(zero_copy_only=False), dtype=bool)
 
 

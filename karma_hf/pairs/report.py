@@ -16,6 +16,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import pyarrow as pa
 
     from karma_hf.kinship import Kinship
+    from karma_hf.pairs.writer import Items
     from karma_hf.scores import ScoreTable
 
 
@@ -28,6 +29,7 @@ def build_report(
     rows: Rows,
     parsed: pa.Table,
     decisions: dict[str, Decision],
+    items: dict[str, Items] | None = None,
     is_test: np.ndarray,
     kin: Kinship,
     table: ScoreTable,
@@ -46,8 +48,12 @@ def build_report(
         if kept_rows.size:
             c = rows.code[rows.offsets[kept_rows] + dec.chosen_pos[kept_rows]]
             r = rows.code[rows.offsets[kept_rows] + dec.rejected_pos[kept_rows]]
-            pairs, counts = np.unique(np.stack([c, r], axis=1), axis=0, return_counts=True)
-            pair_counts = {(rows.vocab[a], rows.vocab[b]): int(n) for (a, b), n in zip(pairs, counts, strict=False)}
+            width = np.int64(len(rows.vocab))
+            keys, counts = np.unique(c * width + r, return_counts=True)  # one 1-D key per (chosen, rejected)
+            pair_counts = {
+                (rows.vocab[int(key // width)], rows.vocab[int(key % width)]): int(n)
+                for key, n in zip(keys, counts, strict=True)
+            }
         top = sorted(pair_counts.items(), key=lambda kv: (-kv[1], kv[0]))[:10]
         modes[mode] = {
             "description": _description(mode, config),
@@ -78,7 +84,7 @@ def build_report(
         "tau": float(config.tau),
         "seed": int(config.seed),
         "test_size": config.test_size,
-        "test_prompts": int(len(set(parsed.column("prompt_id").filter(is_test).to_pylist()))) if is_test.any() else 0,
+        "test_prompts": _distinct(parsed.column("prompt_id"), is_test),
         "ignore_unknown_models": bool(config.ignore_unknown_models),
         "skipped_completions": {
             "unknown_model": unknown if config.ignore_unknown_models else {},
@@ -97,7 +103,39 @@ def build_report(
         },
         "kinship": kin.to_dict(),
         "modes": modes,
+        "forms": list(config.forms),
+        "max_pairs_per_prompt": config.max_pairs_per_prompt,
+        "configs": {
+            name: _config_record(mode, form, (items or {}).get(name), is_test) for name, mode, form in config.configs()
+        },
         "command": command or config.to_command(),
+    }
+
+
+def _distinct(prompt_ids: pa.ChunkedArray, mask: np.ndarray) -> int:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if not mask.any():
+        return 0
+    return int(pc.count_distinct(prompt_ids.filter(pa.array(mask))).as_py())
+
+
+def _config_record(mode: str, form: str, items: Items | None, is_test: np.ndarray) -> dict[str, Any]:
+    """One config (a mode in a form): its rows per split and the source rows they come from."""
+    from karma_hf.layout import FORMS
+
+    rows = items.row if items is not None else np.zeros(0, dtype=np.int64)
+    test = is_test[rows]
+    train, n_test = int((~test).sum()), int(test.sum())
+    counts = {"train": train, "test": n_test, "train_sft": train}
+    return {
+        "mode": mode,
+        "form": form,
+        "description": FORMS[form].help,
+        "rows": int(rows.size),
+        "source_rows": int(np.unique(rows).size),
+        "splits": {split: counts[split] for split in FORMS[form].splits},
     }
 
 

@@ -1,15 +1,27 @@
-"""Streaming the kept pairs of every mode to parquet, one file per (mode, split)."""
+"""Streaming every config's rows to parquet: one file per (config, split), configs written concurrently.
+
+One pass over the source's text columns (Arrow record batches) serves every config: for each
+batch, the rows of each config (a mode in a form, :data:`karma_hf.layout.FORMS`) are gathered
+straight into their split (train rows and test rows are taken separately, never filtered
+afterwards) and handed to that config's writer thread. Parquet encoding and compression release
+the GIL, so the configs' files are encoded in parallel while the main thread gathers the next
+batch; at most two batches per config wait in line, so memory stays bounded by the batch size.
+
+``train_sft`` has no file of its own: the card declares it on ``train``'s shards
+(:data:`karma_hf.layout.SPLIT_FILES`), so its bytes are stored and uploaded once.
+"""
 
 from __future__ import annotations
 
-import shutil
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from karma_hf.layout import SPLITS, output_schema, shard_name
-from karma_hf.pairs.decide import KEPT, Decision, Rows
+from karma_hf.layout import DEFAULT_FORM, FORMS, form_schema, shard_name, shard_split
 from karma_hf.sources.messages import append_message, message_type
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -17,13 +29,16 @@ if TYPE_CHECKING:  # pragma: no cover
     import pyarrow as pa
 
     from karma_hf.kinship import Kinship
-    from karma_hf.sources.registry import SourceSchema
+    from karma_hf.pairs.decide import Rows
+    from karma_hf.sources.registry import SourceSchema, SourceTexts
 
 ROW_GROUP_SIZE = 1000
+#: Batches that may wait for one config's writer thread before the reader blocks.
+MAX_PENDING = 2
 
 
 class SplitWriter:
-    """Streams kept rows of one (mode, split) to parquet in fixed-size row groups."""
+    """Streams rows of one (config, split) to parquet in fixed-size row groups."""
 
     def __init__(self, path: Path, schema: pa.Schema) -> None:
         import pyarrow.parquet as pq
@@ -46,9 +61,8 @@ class SplitWriter:
     def _flush(self, count: int) -> None:
         import pyarrow as pa
 
-        merged = pa.concat_tables(self.buffer)
+        merged = pa.concat_tables(self.buffer) if len(self.buffer) > 1 else self.buffer[0]
         head, rest = merged.slice(0, count), merged.slice(count)
-        head = head.combine_chunks()
         self.writer.write_table(head, row_group_size=count)
         self.rows += head.num_rows
         self.buffer = [rest] if rest.num_rows else []
@@ -68,7 +82,90 @@ class SplitWriter:
         size = sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
         return {"num_examples": self.rows, "num_bytes": int(size), "download_size": self.path.stat().st_size}
 
+    def abort(self) -> None:
+        try:
+            self.writer.close()
+        except Exception:  # noqa: BLE001 - the folder is being removed anyway
+            pass
 
+
+class ConfigWriter:
+    """The files of one config, fed from the reader and written by a thread of their own."""
+
+    def __init__(self, folder: Path, form: str) -> None:
+        schema = form_schema(form)
+        self.writers = {
+            split: SplitWriter(folder / shard_name(split), schema)
+            for split in FORMS[form].splits
+            if shard_split(split) == split
+        }
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"karma-write-{folder.name}")
+        self.pending: deque[Future[None]] = deque()
+
+    def submit(self, tables: dict[str, pa.Table]) -> None:
+        while len(self.pending) >= MAX_PENDING:
+            self.pending.popleft().result()  # re-raises a failed write here, in the reader
+        self.pending.append(self.pool.submit(self._add, tables))
+
+    def _add(self, tables: dict[str, pa.Table]) -> None:
+        for split, table in tables.items():
+            self.writers[split].add(table)
+
+    def close(self) -> dict[str, dict[str, int]]:
+        while self.pending:
+            self.pending.popleft().result()
+        self.pool.shutdown()
+        return {split: writer.close() for split, writer in self.writers.items()}
+
+    def abort(self) -> None:
+        for future in self.pending:
+            future.cancel()
+        self.pool.shutdown(wait=True, cancel_futures=True)
+        for writer in self.writers.values():
+            writer.abort()
+
+
+# ------------------------------------------------------------------------------ what each config holds
+@dataclass
+class Items:
+    """The rows of one config, in output order (source rows ascending).
+
+    ``row``: source row of each output row. ``pos``/``other``: positions in the row's completions
+    (pair forms: chosen and rejected; ``unpaired``: the completion and its pair partner).
+    ``rank``: ``pair_rank`` (``all``). ``label``: desirable or not (``unpaired``).
+    ``lists``: (``ranked``) offsets into ``list_pos``, the S_pref-ordered candidates of each row.
+    """
+
+    form: str
+    row: np.ndarray
+    pos: np.ndarray
+    other: np.ndarray
+    rank: np.ndarray | None = None
+    label: np.ndarray | None = None
+    lists: np.ndarray | None = None
+    list_pos: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return int(self.row.size)
+
+
+def best_items(status: np.ndarray, chosen: np.ndarray, rejected: np.ndarray, kept_code: int = 0) -> Items:
+    rows = np.flatnonzero(status == kept_code)
+    return Items("best", rows, chosen[rows], rejected[rows])
+
+
+def unpaired_items(best: Items) -> Items:
+    """Two rows per pair: the chosen completion (desirable), then the rejected one (undesirable)."""
+    n = len(best)
+    label = np.tile(np.array([True, False]), n)
+    pos = np.empty(2 * n, dtype=np.int64)
+    other = np.empty(2 * n, dtype=np.int64)
+    pos[0::2], pos[1::2] = best.pos, best.other
+    other[0::2], other[1::2] = best.other, best.pos
+    return Items("unpaired", np.repeat(best.row, 2), pos, other, label=label)
+
+
+# ------------------------------------------------------------------------------ tables
 def _messages(role_content: list[tuple[str, pa.Array]], n: int) -> pa.Array:
     """A list<struct<role, content>> column with one message per (role, content) entry."""
     import pyarrow as pa
@@ -85,11 +182,162 @@ def _messages(role_content: list[tuple[str, pa.Array]], n: int) -> pa.Array:
     return pa.ListArray.from_arrays(pa.array(np.arange(0, n * k + 1, k, dtype=np.int32)), values)
 
 
+def _floats(values: np.ndarray) -> pa.Array:
+    import pyarrow as pa
+
+    return pa.array(values, type=pa.float64(), from_pandas=True)
+
+
+@dataclass
+class Batch:
+    """What every config's tables of one source batch are gathered from."""
+
+    texts: SourceTexts
+    start: int
+    rows: Rows
+    kin: Kinship
+    prompt_ids: pa.Array
+    names: pa.Array  # model names by code
+    s_pref: np.ndarray  # by code (NaN for known-unscored models)
+
+    def prompt(self, local: np.ndarray) -> tuple[pa.Array, pa.Array]:
+        """The prompt messages and the user turn's text of the rows at batch positions ``local``."""
+        import pyarrow as pa
+
+        idx = pa.array(local)
+        text = self.texts.prompt.take(idx).cast(pa.string())
+        if self.texts.prompt_messages is not None:  # a multi-turn prompt: all its messages
+            return self.texts.prompt_messages.take(idx).cast(message_type()), text
+        return _messages([("user", text)], len(local)), text
+
+    def responses(self, local: np.ndarray, pos: np.ndarray) -> pa.Array:
+        import pyarrow as pa
+
+        return self.texts.responses.take(pa.array(self.texts.offsets[:-1][local] + pos)).cast(pa.string())
+
+    def source_label(self, local: np.ndarray) -> pa.Array:
+        import pyarrow as pa
+
+        if self.texts.label is None:
+            return pa.nulls(len(local), type=pa.string())
+        return self.texts.label.take(pa.array(local)).cast(pa.string())
+
+    def kinship(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """Cosine between models by code; NaN unless both are scored."""
+        k = self.rows.n_scored_models
+        both = (a < k) & (b < k)
+        return np.where(both, self.kin.pair_cosine(np.minimum(a, k - 1), np.minimum(b, k - 1)), np.nan)
+
+
+def pair_table(batch: Batch, items: Items, sel: np.ndarray) -> pa.Table:
+    """``best`` / ``all`` rows: the output schema (plus ``pair_rank`` for ``all``)."""
+    import pyarrow as pa
+
+    rows = batch.rows
+    row = items.row[sel]
+    local = row - batch.start
+    c_flat = rows.offsets[row] + items.pos[sel]
+    r_flat = rows.offsets[row] + items.other[sel]
+    c_code, r_code = rows.code[c_flat], rows.code[r_flat]
+    chosen_text = batch.responses(local, items.pos[sel])
+    rejected_text = batch.responses(local, items.other[sel])
+    m = len(sel)
+    prompt_col, prompt_text = batch.prompt(local)
+    if batch.texts.prompt_messages is not None:
+        messages_col = append_message(prompt_col, "assistant", chosen_text)
+    else:
+        messages_col = _messages([("user", prompt_text), ("assistant", chosen_text)], m)
+    columns = [
+        prompt_col,
+        _messages([("assistant", chosen_text)], m),
+        _messages([("assistant", rejected_text)], m),
+        messages_col,
+        batch.prompt_ids.take(pa.array(row)),
+        batch.names.take(pa.array(c_code)),
+        batch.names.take(pa.array(r_code)),
+        _floats(batch.kinship(c_code, r_code)),
+        _floats(batch.s_pref[c_code]),
+        _floats(batch.s_pref[r_code]),
+        _floats(rows.rating[c_flat]),
+        _floats(rows.rating[r_flat]),
+        batch.source_label(local),
+    ]
+    if items.form == "all":
+        assert items.rank is not None
+        columns.append(pa.array(items.rank[sel], type=pa.int32()))
+    return pa.table(columns, schema=form_schema(items.form))
+
+
+def unpaired_table(batch: Batch, items: Items, sel: np.ndarray) -> pa.Table:
+    """``unpaired`` rows: TRL's prompt / completion / label, with the completion's model and partner."""
+    import pyarrow as pa
+
+    assert items.label is not None
+    rows = batch.rows
+    row = items.row[sel]
+    local = row - batch.start
+    flat = rows.offsets[row] + items.pos[sel]
+    code, partner = rows.code[flat], rows.code[rows.offsets[row] + items.other[sel]]
+    prompt_col, _ = batch.prompt(local)
+    return pa.table(
+        [
+            prompt_col,
+            _messages([("assistant", batch.responses(local, items.pos[sel]))], len(sel)),
+            pa.array(items.label[sel], type=pa.bool_()),
+            batch.prompt_ids.take(pa.array(row)),
+            batch.names.take(pa.array(code)),
+            batch.names.take(pa.array(partner)),
+            _floats(batch.kinship(code, partner)),
+            _floats(batch.s_pref[code]),
+            _floats(rows.rating[flat]),
+            batch.source_label(local),
+        ],
+        schema=form_schema("unpaired"),
+    )
+
+
+def ranked_table(batch: Batch, items: Items, sel: np.ndarray) -> pa.Table:
+    """``ranked`` rows: every scored completion of the prompt, best S_pref first."""
+    import pyarrow as pa
+
+    assert items.lists is not None and items.list_pos is not None
+    rows = batch.rows
+    row = items.row[sel]
+    local = row - batch.start
+    starts, stops = items.lists[sel], items.lists[sel + 1]
+    counts = stops - starts
+    take = np.concatenate([np.arange(a, b) for a, b in zip(starts, stops, strict=True)] or [np.zeros(0, np.int64)])
+    pos = items.list_pos[take]
+    row_rep = np.repeat(row, counts)
+    flat = rows.offsets[row_rep] + pos
+    code = rows.code[flat]
+    best = np.repeat(code[np.concatenate([[0], np.cumsum(counts)[:-1]])] if len(sel) else code[:0], counts)
+    outer = pa.array(np.concatenate([[0], np.cumsum(counts)]).astype(np.int32))
+    completions = _messages([("assistant", batch.responses(row_rep - batch.start, pos))], len(pos))
+    prompt_col, _ = batch.prompt(local)
+    return pa.table(
+        [
+            prompt_col,
+            pa.ListArray.from_arrays(outer, completions),
+            pa.ListArray.from_arrays(outer, batch.names.take(pa.array(code))),
+            pa.ListArray.from_arrays(outer, _floats(batch.s_pref[code])),
+            pa.ListArray.from_arrays(outer, _floats(batch.kinship(best, code))),
+            pa.ListArray.from_arrays(outer, _floats(rows.rating[flat])),
+            batch.prompt_ids.take(pa.array(row)),
+            batch.source_label(local),
+        ],
+        schema=form_schema("ranked"),
+    )
+
+
+TABLES = {"best": pair_table, "all": pair_table, "unpaired": unpaired_table, "ranked": ranked_table}
+
+
 def write_outputs(
     ds: datasets.Dataset,
     source: SourceSchema,
     out_dir: Path,
-    decisions: dict[str, Decision],
+    configs: dict[str, Items],
     rows: Rows,
     prompt_ids: pa.Array,
     is_test: np.ndarray,
@@ -97,28 +345,23 @@ def write_outputs(
     batch_size: int,
     progress: bool,
 ) -> dict[str, dict[str, dict[str, int]]]:
-    """Write ``out_dir/<mode>/<split>-00000-of-00001.parquet`` for every mode; return the sizes.
+    """Write ``out_dir/<config>/<split>-00000-of-00001.parquet`` for every config; return the sizes
+    per config and split (``train_sft`` repeats ``train``'s, whose files it reads).
 
     The texts come from ``source.texts`` (the only place that knows the source's columns);
-    every other column comes from the decisions and the kinship.
+    every other column comes from the items, the parsed rows and the kinship.
     """
     import pyarrow as pa
 
-    schema = output_schema()
-    # train_sft holds exactly the train rows with the same schema: its file is a copy of train's
-    writers = {
-        (mode, split): SplitWriter(out_dir / mode / shard_name(split), schema)
-        for mode in decisions
-        for split in ("train", "test")
-    }
+    writers: dict[str, ConfigWriter] = {}
     vocab = rows.vocab
     k = rows.n_scored_models
-    s_pref = np.concatenate([kin.s_pref, np.full(len(vocab) - k, np.nan)])
     table = ds.data.table
     table = table.select([c for c in source.text_columns if c in table.column_names])
+    s_pref = np.concatenate([kin.s_pref, np.full(len(vocab) - k, np.nan)])
     names = pa.array(list(vocab), type=pa.string())
 
-    bar = None
+    bar: Any = None
     if progress:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -128,71 +371,47 @@ def write_outputs(
         task = bar.add_task("write", total=rows.n)
         bar.start()
     try:
+        for name, items in configs.items():
+            writers[name] = ConfigWriter(out_dir / name, items.form)
         start = 0
-        for batch in table.to_batches(max_chunksize=batch_size):
-            n = batch.num_rows
-            sl = slice(start, start + n)
-            texts = source.texts(batch)
-            base = texts.offsets[:-1]
-            for mode, dec in decisions.items():
-                keep = np.flatnonzero(dec.status[sl] == KEPT)
-                if not keep.size:
+        for record_batch in table.to_batches(max_chunksize=batch_size):
+            n = record_batch.num_rows
+            batch = Batch(source.texts(record_batch), start, rows, kin, prompt_ids, names, s_pref)
+            for name, items in configs.items():
+                lo, hi = np.searchsorted(items.row, [start, start + n])
+                if lo == hi:
                     continue
-                gidx = keep + start
-                c_flat = rows.offsets[gidx] + dec.chosen_pos[gidx]
-                r_flat = rows.offsets[gidx] + dec.rejected_pos[gidx]
-                c_code, r_code = rows.code[c_flat], rows.code[r_flat]
-                both = (c_code < k) & (r_code < k)
-                kinship = np.where(both, kin.pair_cosine(np.minimum(c_code, k - 1), np.minimum(r_code, k - 1)), np.nan)
-                prompt_text = texts.prompt.take(pa.array(keep)).cast(pa.string())
-                chosen_text = texts.responses.take(pa.array(base[keep] + dec.chosen_pos[gidx])).cast(pa.string())
-                rejected_text = texts.responses.take(pa.array(base[keep] + dec.rejected_pos[gidx])).cast(pa.string())
-                m = keep.size
-                if texts.prompt_messages is not None:  # a multi-turn prompt: all its messages
-                    prompt_col = texts.prompt_messages.take(pa.array(keep)).cast(message_type())
-                    messages_col = append_message(prompt_col, "assistant", chosen_text)
-                else:
-                    prompt_col = _messages([("user", prompt_text)], m)
-                    messages_col = _messages([("user", prompt_text), ("assistant", chosen_text)], m)
-                out = pa.table(
-                    [
-                        prompt_col,
-                        _messages([("assistant", chosen_text)], m),
-                        _messages([("assistant", rejected_text)], m),
-                        messages_col,
-                        prompt_ids.take(pa.array(gidx)),
-                        names.take(pa.array(c_code)),
-                        names.take(pa.array(r_code)),
-                        pa.array(kinship, type=pa.float64(), from_pandas=True),
-                        pa.array(s_pref[c_code], type=pa.float64(), from_pandas=True),
-                        pa.array(s_pref[r_code], type=pa.float64(), from_pandas=True),
-                        pa.array(rows.rating[c_flat], type=pa.float64(), from_pandas=True),
-                        pa.array(rows.rating[r_flat], type=pa.float64(), from_pandas=True),
-                        (
-                            texts.label.take(pa.array(keep)).cast(pa.string())
-                            if texts.label is not None
-                            else pa.nulls(m, type=pa.string())
-                        ),
-                    ],
-                    schema=schema,
-                )
-                test_mask = is_test[gidx]
-                writers[(mode, "test")].add(out.filter(pa.array(test_mask)))
-                train = out.filter(pa.array(~test_mask))
-                writers[(mode, "train")].add(train)
+                span = np.arange(lo, hi)
+                test = is_test[items.row[span]]
+                tables = {}
+                for split, sel in (("train", span[~test]), ("test", span[test])):
+                    if sel.size:
+                        tables[split] = TABLES[items.form](batch, items, sel)
+                writers[name].submit(tables)
             start += n
             if bar is not None:
                 bar.update(task, advance=n)
+        sizes: dict[str, dict[str, dict[str, int]]] = {}
+        for name, writer in writers.items():
+            per_split = writer.close()
+            form = configs[name].form
+            sizes[name] = {
+                split: per_split[split] if split in per_split else _alias_sizes(per_split[shard_split(split)])
+                for split in FORMS[form].splits
+            }
+    except BaseException:
+        for writer in writers.values():
+            writer.abort()
+        raise
     finally:
         if bar is not None:
             bar.stop()
-    sizes: dict[str, dict[str, dict[str, int]]] = {}
-    for (mode, split), writer in writers.items():
-        sizes.setdefault(mode, {})[split] = writer.close()
-    for mode in decisions:
-        train = out_dir / mode / shard_name("train")
-        if train.exists():
-            shutil.copyfile(train, out_dir / mode / shard_name("train_sft"))
-        sizes[mode]["train_sft"] = dict(sizes[mode]["train"])
-        sizes[mode] = {split: sizes[mode][split] for split in SPLITS}
     return sizes
+
+
+def _alias_sizes(sizes: dict[str, int]) -> dict[str, int]:
+    """A split declared on another split's files: same rows and bytes, nothing more to download."""
+    return {**sizes, "download_size": 0}
+
+
+__all__ = ["DEFAULT_FORM", "ConfigWriter", "Items", "SplitWriter", "best_items", "unpaired_items", "write_outputs"]
