@@ -166,7 +166,7 @@ FORMS: dict[str, Form] = {
         Form(
             "unpaired",
             "TRL's unpaired preference format (prompt, completion, label) for KTO: the mode's chosen "
-            "completion is desirable, its rejected one undesirable",
+            "completion is desirable, its rejected one undesirable (each pair's two rows side by side)",
             ("train", "test"),
             ("prompt", "completion", "label"),
         ),
@@ -280,21 +280,12 @@ def form_schema(form: str = DEFAULT_FORM) -> pa.Schema:
                 ("source", pa.string()),
             ]
         )
-    if form == "unpaired":
-        return pa.schema(
-            [
-                ("prompt", message),
-                ("completion", message),
-                ("label", pa.bool_()),
-                ("prompt_id", pa.string()),
-                ("model", pa.string()),
-                ("partner_model", pa.string()),
-                ("kinship", pa.float64()),
-                ("s_pref", pa.float64()),
-                ("score", pa.float64()),
-                ("source", pa.string()),
-            ]
-        )
+    if form == "unpaired":  # TRL's unpair_preference_dataset of the best form, less messages
+        base = output_schema()
+        pair_meta = [
+            base.field(name) for name in base.names if name not in ("prompt", "chosen", "rejected", "messages")
+        ]
+        return pa.schema([("prompt", message), ("completion", message), ("label", pa.bool_()), *pair_meta])
     raise KarmaError(f"unknown form {form!r}; choose from {', '.join(FORMS)}")
 
 

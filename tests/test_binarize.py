@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from karma_hf.errors import KarmaError
-from karma_hf.layout import DROP_REASONS, SPLITS, karma_modes, modes, shard_name
+from karma_hf.layout import DROP_REASONS, SPLITS, karma_modes, modes, shard_name, shard_split
 from karma_hf.pairs.builder import build
 from karma_hf.sources.loading import load_source
 from karma_hf.sources.ultrafeedback import MalformedRow, parse_batch, parse_rating, parse_row, prompt_id
@@ -376,8 +376,9 @@ def test_layout_and_load_dataset(built, cache):
 
     out = built.output
     for mode in modes():
-        for split in SPLITS:
-            assert (out / mode / shard_name(split)).is_file()
+        # train and test have files; train_sft is declared on train's (same rows, stored once)
+        assert sorted(p.name for p in (out / mode).iterdir()) == [shard_name("test"), shard_name("train")]
+        assert built.files(mode) == {s: out / mode / shard_name(shard_split(s)) for s in SPLITS}
         loaded = datasets.load_dataset(str(out), mode, cache_dir=str(cache))
         assert set(loaded) == set(SPLITS)
         for split in SPLITS:
@@ -398,7 +399,7 @@ def _digests(folder: Path) -> dict[str, str]:
 def test_byte_identical_rebuilds(tmp_path, built, cache):
     """Same inputs + seed => same bytes, whatever the batch size, process count or source format."""
     first = _digests(built.output)
-    assert len(first) == 13
+    assert len(first) == 9  # 4 modes x (train, test) + the report
     again = build(
         FIXTURE,
         test_size=3,

@@ -19,7 +19,7 @@ from karma_hf.cards.dataset import (
     write_dataset_card,
 )
 from karma_hf.cards.model import render_model_card_section
-from karma_hf.layout import DROP_REASONS, SPLITS, output_schema, shard_name
+from karma_hf.layout import DROP_REASONS, SPLITS, output_schema, shard_name, shard_split
 from karma_hf.pairs.builder import build
 
 FIXTURE = Path(__file__).parent / "fixtures" / "ultrafeedback_mini.jsonl"
@@ -60,7 +60,7 @@ def test_card_metadata_is_valid_and_complete(built):
     assert list(configs) == ["score", "sim", "score_sim", "rlaif"]
     for mode, config in configs.items():
         files = {f["split"]: f["path"] for f in config["data_files"]}
-        assert files == {s: f"{mode}/{shard_name(s)}" for s in SPLITS}
+        assert files == {s: f"{mode}/{shard_name(shard_split(s))}" for s in SPLITS}  # train_sft: train's file
         assert all((built.output / p).is_file() for p in files.values())
 
 
@@ -78,7 +78,10 @@ def test_card_is_what_datasets_reads(built):
     for mode, info in infos.items():
         assert info.features == Features.from_arrow_schema(output_schema())
         assert {name: s.num_examples for name, s in info.splits.items()} == built.report["modes"][mode]["splits"]
-        assert info.download_size == sum((built.output / mode / shard_name(s)).stat().st_size for s in SPLITS)
+        # each file once: train_sft reads train's
+        assert info.download_size == sum(
+            (built.output / mode / shard_name(s)).stat().st_size for s in ("train", "test")
+        )
 
 
 def test_card_counts_equal_build_report(built):
@@ -121,8 +124,8 @@ def test_card_for_the_hub_source_and_repo(built):
 
 def test_empty_splits_and_modes_are_not_declared(built, tmp_path):
     report = copy.deepcopy(built.report)
-    report["modes"]["sim"]["splits"]["test"] = 0
-    report["modes"]["rlaif"]["splits"] = {s: 0 for s in SPLITS}
+    report["configs"]["sim"]["splits"]["test"] = 0
+    report["configs"]["rlaif"]["splits"] = {s: 0 for s in SPLITS}
     meta = card_metadata(report)
     configs = {c["config_name"]: [f["split"] for f in c["data_files"]] for c in meta["configs"]}
     assert configs["sim"] == ["train", "train_sft"] and "rlaif" not in configs

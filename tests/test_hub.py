@@ -76,6 +76,8 @@ def local_rows(folder: Path) -> dict[str, dict[str, list[dict]]]:
     for shard in sorted(folder.glob("*/*-00000-of-00001.parquet")):
         split = shard.name.split("-00000-of-")[0]
         out.setdefault(shard.parent.name, {})[split] = pq.read_table(shard).to_pylist()
+    for splits in out.values():  # a build declares train_sft on train's file (karma_hf.layout.SPLIT_FILES)
+        splits.setdefault("train_sft", splits["train"])
     return out
 
 
@@ -361,7 +363,7 @@ def test_scan_folder_lists_card_report_and_every_shard(tmp_path):
         ("no_card", "missing README.md"),
         ("no_report", "missing build_report.json"),
         ("bad_report", "not valid JSON"),
-        ("stray_file", "unexpected entry in a mode folder"),
+        ("stray_file", "unexpected entry in a config folder"),
         ("not_parquet", "not a readable parquet file"),
         ("missing_column", "missing column(s) rejected"),
         ("empty_split", "has no rows"),

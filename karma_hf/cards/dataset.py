@@ -84,7 +84,9 @@ def dataset_card_metadata(report: dict[str, Any], *, license: str | None = None)
                 "features": _features_yaml(form_schema(form)),
                 "splits": splits,
                 # train_sft reads train's file: its bytes are downloaded once
-                "download_size": sum(int(sizes.get(s, {}).get("download_size", 0)) for s in present if shard_split(s) == s),
+                "download_size": sum(
+                    int(sizes.get(s, {}).get("download_size", 0)) for s in present if shard_split(s) == s
+                ),
                 "dataset_size": sum(int(sp["num_bytes"]) for sp in splits),
             }
         )

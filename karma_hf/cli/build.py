@@ -66,6 +66,8 @@ from karma_hf.cli.common import CONTEXT_SETTINGS, load_table, parse_test_size, s
 )
 @click.option(
     "--max-pairs-per-prompt",
+    "--max_pairs_per_prompt",
+    "max_pairs_per_prompt",
     type=click.IntRange(1, None),
     default=None,
     metavar="N",
@@ -245,7 +247,7 @@ def build_cmd(
             "note: skipped completions of unknown models: " + ", ".join(f"{k} ({v})" for k, v in skipped.items()),
             err=True,
         )
-    click.echo(f"wrote {output}/ ({', '.join(result.modes)}; README.md, build_report.json)")
+    click.echo(f"wrote {output}/ ({', '.join(result.configs)}; README.md, build_report.json)")
     if push_to:
         from karma_hf.hub import push_folder
 

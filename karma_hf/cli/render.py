@@ -173,7 +173,27 @@ def build_summary(report: dict[str, Any], *, top: int = 3) -> list[Any]:
             pairs.add_row(mode if i == 0 else "", f"{p['chosen']} > {p['rejected']}", str(p["count"]), f"{share:.1%}")
         if not info["top_pairs"]:
             pairs.add_row(mode, "[dim](no pairs)[/]", "0", "")
-    return [counts, pairs]
+    configs = report.get("configs") or {}
+    if set(configs) == set(modes):  # the best form only: the first table says it all
+        return [counts, pairs]
+    forms = Table(title=f"configs written (forms: {', '.join(report.get('forms', []))})")
+    forms.add_column("config", style="bold")
+    forms.add_column("form")
+    forms.add_column("rows", justify="right")
+    forms.add_column("train", justify="right")
+    forms.add_column("test", justify="right")
+    forms.add_column("rows / source row", justify="right")
+    for name, info in configs.items():
+        per = info["rows"] / info["source_rows"] if info.get("source_rows") else 0.0
+        forms.add_row(
+            name,
+            info["form"],
+            str(info["rows"]),
+            str(info["splits"]["train"]),
+            str(info["splits"]["test"]),
+            f"{per:.2f}",
+        )
+    return [counts, pairs, forms]
 
 
 def report_summary(report: dict[str, Any]):

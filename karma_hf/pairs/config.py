@@ -14,7 +14,15 @@ from pathlib import Path
 from typing import Any
 
 from karma_hf.errors import KarmaError
-from karma_hf.layout import DEFAULT_FORM, DEFAULT_RLAIF_RECIPE, FORMS, RLAIF_RECIPES, config_name, parse_forms, parse_modes
+from karma_hf.layout import (
+    DEFAULT_FORM,
+    DEFAULT_RLAIF_RECIPE,
+    FORMS,
+    RLAIF_RECIPES,
+    config_name,
+    parse_forms,
+    parse_modes,
+)
 from karma_hf.layout import modes as registered_modes
 
 DEFAULT_SOURCE = "openbmb/UltraFeedback"

@@ -13,6 +13,7 @@ batch; at most two batches per config wait in line, so memory stays bounded by t
 
 from __future__ import annotations
 
+import contextlib
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -83,10 +84,8 @@ class SplitWriter:
         return {"num_examples": self.rows, "num_bytes": int(size), "download_size": self.path.stat().st_size}
 
     def abort(self) -> None:
-        try:
+        with contextlib.suppress(Exception):  # the folder is being removed anyway
             self.writer.close()
-        except Exception:  # noqa: BLE001 - the folder is being removed anyway
-            pass
 
 
 class ConfigWriter:
@@ -269,30 +268,20 @@ def pair_table(batch: Batch, items: Items, sel: np.ndarray) -> pa.Table:
 
 
 def unpaired_table(batch: Batch, items: Items, sel: np.ndarray) -> pa.Table:
-    """``unpaired`` rows: TRL's prompt / completion / label, with the completion's model and partner."""
+    """``unpaired`` rows: TRL's prompt / completion / label, with the pair's columns (as TRL's
+    ``unpair_preference_dataset`` keeps them), each pair's desirable row first."""
     import pyarrow as pa
 
     assert items.label is not None
-    rows = batch.rows
-    row = items.row[sel]
-    local = row - batch.start
-    flat = rows.offsets[row] + items.pos[sel]
-    code, partner = rows.code[flat], rows.code[rows.offsets[row] + items.other[sel]]
-    prompt_col, _ = batch.prompt(local)
+    label = items.label[sel]
+    chosen_pos = np.where(label, items.pos[sel], items.other[sel])
+    rejected_pos = np.where(label, items.other[sel], items.pos[sel])
+    pairs = pair_table(batch, Items("best", items.row[sel], chosen_pos, rejected_pos), np.arange(len(sel)))
+    local = items.row[sel] - batch.start
+    completion = _messages([("assistant", batch.responses(local, items.pos[sel]))], len(sel))
+    meta = [pairs.column(name) for name in form_schema("unpaired").names[3:]]
     return pa.table(
-        [
-            prompt_col,
-            _messages([("assistant", batch.responses(local, items.pos[sel]))], len(sel)),
-            pa.array(items.label[sel], type=pa.bool_()),
-            batch.prompt_ids.take(pa.array(row)),
-            batch.names.take(pa.array(code)),
-            batch.names.take(pa.array(partner)),
-            _floats(batch.kinship(code, partner)),
-            _floats(batch.s_pref[code]),
-            _floats(rows.rating[flat]),
-            batch.source_label(local),
-        ],
-        schema=form_schema("unpaired"),
+        [pairs.column("prompt"), completion, pa.array(label, type=pa.bool_()), *meta], schema=form_schema("unpaired")
     )
 
 
