@@ -136,14 +136,24 @@ def test_all_form_is_every_kin_pair_correctly_labelled(built, reference, candida
         expected = {pid: pairs for pid, pairs in expected.items() if pairs}
         assert got == expected, mode
         # pair_rank 1 is the mode's own pick (the best form), rank counts up per prompt
-        firsts = {r["prompt_id"]: (r["chosen_model"], r["rejected_model"]) for r in rows if r["pair_rank"] == 1}
+        # (a repeated instruction is one prompt_id with a pick per source row: compare multisets)
+        firsts: dict[str, Counter] = defaultdict(Counter)
+        for r in rows:
+            if r["pair_rank"] == 1:
+                firsts[r["prompt_id"]][r["chosen_model"], r["rejected_model"]] += 1
+        picks: dict[str, Counter] = defaultdict(Counter)
         for r in best:
-            assert firsts[r["prompt_id"]] == (r["chosen_model"], r["rejected_model"]), mode
-    sim = _rows(built, "sim-all")
-    by_prompt: dict[str, list[dict]] = defaultdict(list)
-    for r in sim:
-        by_prompt[r["prompt_id"]].append(r)
-    for group in by_prompt.values():
+            picks[r["prompt_id"]][r["chosen_model"], r["rejected_model"]] += 1
+        assert firsts == picks, mode
+    # each source row's pairs are consecutive (rows in source order), ranked 1, 2, ... within it
+    groups: list[list[dict]] = []
+    for r in _rows(built, "sim-all"):
+        if r["pair_rank"] == 1:
+            groups.append([])
+        assert groups and groups[-1] == [] or groups[-1][-1]["prompt_id"] == r["prompt_id"]
+        groups[-1].append(r)
+    assert len(groups) == len(_rows(built, "sim"))
+    for group in groups:
         assert [r["pair_rank"] for r in group] == list(range(1, len(group) + 1))
         cos = [r["kinship"] for r in group]
         assert cos == sorted(cos, reverse=True)  # K_sim: most similar first
@@ -160,8 +170,11 @@ def test_max_pairs_per_prompt(tmp_path):
         output=tmp_path / "set",
     )
     rows = _rows(tmp_path / "set", "score-all")
-    per_prompt = Counter(r["prompt_id"] for r in rows)
-    assert max(per_prompt.values()) == 2 and {r["pair_rank"] for r in rows} == {1, 2}
+    # the cap is per source row (a repeated instruction's rows each have their own completions)
+    starts = [i for i, r in enumerate(rows) if r["pair_rank"] == 1]
+    sizes = [b - a for a, b in zip(starts, [*starts[1:], len(rows)], strict=True)]
+    assert max(sizes) == 2 and {r["pair_rank"] for r in rows} == {1, 2}
+    assert max(Counter(r["prompt_id"] for r in rows).values()) == 4  # the sample's one repeated instruction
     assert not (tmp_path / "set" / "score").exists()  # only the forms asked for
 
 
@@ -260,15 +273,53 @@ def test_kto_trains_on_the_unpaired_config(tiny_model_dir, built, tmp_path):
 
 def test_cli_form_options(tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
-        main(["build", "--source", str(sample_path()), "--form", "best,pairs", "--output", str(tmp_path / "x")])
+        main(
+            [
+                "build",
+                "--source",
+                str(sample_path()),
+                "--scores",
+                "ultrafeedback-paper",
+                "--form",
+                "best,pairs",
+                "--output",
+                str(tmp_path / "x"),
+            ]
+        )
     assert exc.value.code == 2
     assert "unknown form(s) 'pairs'" in capsys.readouterr().err
     with pytest.raises(SystemExit) as exc:
-        main(["build", "--source", str(sample_path()), "--max-pairs-per-prompt", "2", "--output", str(tmp_path / "y")])
+        main(
+            [
+                "build",
+                "--source",
+                str(sample_path()),
+                "--scores",
+                "ultrafeedback-paper",
+                "--max-pairs-per-prompt",
+                "2",
+                "--output",
+                str(tmp_path / "y"),
+            ]
+        )
     assert exc.value.code == 2
     assert "--max-pairs-per-prompt applies to --form all only" in capsys.readouterr().err
     with pytest.raises(SystemExit) as exc:
-        main(["build", "--source", str(sample_path()), "--modes", "rlaif", "--form", "all", "-o", str(tmp_path / "z")])
+        main(
+            [
+                "build",
+                "--source",
+                str(sample_path()),
+                "--scores",
+                "ultrafeedback-paper",
+                "--modes",
+                "rlaif",
+                "--form",
+                "all",
+                "-o",
+                str(tmp_path / "z"),
+            ]
+        )
     assert exc.value.code == 2
     assert "needs a KARMA mode" in capsys.readouterr().err
     assert not any(tmp_path.iterdir())
