@@ -17,7 +17,7 @@ from pathlib import Path
 import click
 
 from karma_hf import __version__
-from karma_hf.cli import build, eval, generate, hub, kinship, report, train
+from karma_hf.cli import build, eval, generate, hub, kinship, pipeline, report, train
 from karma_hf.cli.common import CONTEXT_SETTINGS
 from karma_hf.errors import KarmaError, os_error_message
 
@@ -109,5 +109,6 @@ for _command in (
     eval.tasks_path_cmd,
     eval.data_group,
     generate.generate_cmd,
+    pipeline.run_cmd,
 ):
     cli.add_command(_command)
