@@ -39,6 +39,8 @@ def run_cmd(pipeline: str, dry_run: bool, force: tuple[str, ...], quiet: bool) -
 
     plan = plan_pipeline(pipeline, force=force, progress=not quiet, echo=echo)
     console = Console()
+    if not console.is_terminal:  # a log file or a pipe: wide enough for one row per stage
+        console.width = max(console.width, 140)
     if dry_run:
         console.print(_plan_table(plan))
         return

@@ -446,8 +446,9 @@ def _check_keys(data: Mapping[str, Any], known: list[str], where: str, key: str)
     for k in data:
         if not isinstance(k, str) or k not in known:
             close = difflib.get_close_matches(str(k), known, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else f" (known: {', '.join(known)})"
-            name = f"{key}.{k}" if key else str(k)
+            prefix = f"{key}." if key else ""
+            hint = f"; did you mean {prefix + close[0]!r}?" if close else f" (known: {', '.join(known)})"
+            name = f"{prefix}{k}"
             raise KarmaError(f"{where}: unknown key {name!r}{hint}")
 
 

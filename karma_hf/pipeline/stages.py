@@ -380,7 +380,7 @@ class KinshipStage(Stage):
             kin = Kinship.from_table(table, tau=ctx.config.kinship.tau)
         notes = [*table.notes, *(str(w.message) for w in caught)]
         for note in notes:
-            ctx.echo(f"      note: {note}")
+            ctx.echo(f"      {note}" if note.startswith("warning:") else f"      note: {note}")
         pairs: dict[str, Any] = {}
         for mode, res in kin.global_pairs().items():
             pairs[mode] = (
