@@ -1,22 +1,38 @@
-"""`karma build` at UltraFeedback scale, against a per-row reference and a pyarrow floor.
+"""`karma build` on realistic synthetic UltraFeedback data, against a pyarrow floor and a per-row reference.
 
-One run makes a synthetic UltraFeedback-shaped source (default 64,000 instructions x 4
-completions, responses of 1-2 KB, full nested annotations with string ratings incl. "N/A",
-critiques), saves it with ``save_to_disk`` (the Arrow format datasets works on), then measures,
-each in a fresh subprocess (so peak RSS is per job), on the same file:
+The source (:func:`make_source`) has UltraFeedback's shape (``../shared/notes/ultrafeedback.md``):
+per instruction 4 completions of distinct models drawn by the real completion frequencies, listed
+in shuffled order, with nested aspect annotations (string ratings, ~5% "N/A" on honesty), a
+critique, ``overall_score`` and ``fine-grained_score``. Every instruction and every response is a
+*unique* text (a seeded random stream of Zipf-distributed words, so parquet compression sees text
+that repeats the way prose does, not a small pool): response length ~ log-normal with median
+900 characters and sigma 0.75 (mean ~1.19k, 99th percentile ~5.1k, clipped to 16..32,000),
+~0.1% empty; instruction length ~ log-normal, median 250, sigma 1.0 (clipped to 12..20,000).
+Critiques and rationales come from a pool (no job reads them). It is written in chunks to one
+Arrow IPC stream file (what ``save_to_disk`` writes; loaded memory-mapped with
+``Dataset.from_file``), so generating 1M rows needs little memory.
 
-  (a) build      karma_hf.pairs.builder.build(..., modes=[MODE]) -> parquet + card + report
-  (b) reference  the usual per-row way: ``datasets.map`` with a Python function per row
-                 (chosen = max overall_score, rejected = a random other completion, as
-                 HuggingFaceH4/ultrafeedback_binarized did), then train/test split and to_parquet
-  (c) floor      pyarrow alone: memory-map the source, gather the instruction and two responses
-                 per row and write the same output columns and files (no parsing, no decisions;
-                 train_sft copied from train, as the builder does)
+Jobs, each in a fresh spawned process on the same file (so its peak memory is its own):
 
-and prints times, ratios (build / floor, reference / build) and each job's peak RSS.
-Targets (issue 4): build <= 2x floor, >= 5x faster than the reference, peak RSS <= 2 GB.
+  floor      pyarrow alone: memory-map the source, gather the instruction and two responses per
+             row and write the same output columns to the same train/test files (no parsing, no
+             decisions; ``train_sft`` is declared on ``train``'s file, as the builder does)
+  build-1    karma_hf.pairs.builder.build(..., modes=[sim]) -> parquet + card + report
+  build-4    the same with the four modes score, sim, score_sim, rlaif (h4 recipe)
+  reference  the usual per-row way: ``datasets.map`` with a Python function per row (chosen =
+             max overall_score, rejected = a random other completion, as
+             HuggingFaceH4/ultrafeedback_binarized did), then train/test split and ``to_parquet``
 
-    python benchmarks/build.py [--rows 64000] [--mode sim] [--repeats 3] [--workdir DIR [--keep] [--reuse]]
+Memory: each job samples ``RssAnon`` (``/proc/self/status``: anonymous pages only, i.e. what
+the job allocated; the memory-mapped source's file-backed pages are not counted, being
+reclaimable page cache) every 5 ms in a thread and reports the peak; ``VmHWM`` (peak RSS incl.
+file pages) is reported too. A spike shorter than the sampling period can be missed.
+
+Acceptance (issue 13): build-1 <= 1.25x floor, build-4 <= 1.6x build-1 (256k rows), reference /
+build-1 >= 12x, peak anonymous memory of a 1M-row build <= 400 MB.
+
+    python benchmarks/build.py --rows 64000 256000 [--repeats 3] [--memory-rows 1000000]
+                               [--workdir DIR [--keep] [--reuse]] [--json FILE]
 """
 
 from __future__ import annotations
@@ -26,12 +42,13 @@ import json
 import multiprocessing as mp
 import os
 import platform
-import resource
 import shutil
 import statistics
 import tempfile
+import threading
 import time
 from pathlib import Path
+from typing import Any
 
 MODELS = [
     "gpt-4",
@@ -55,85 +72,93 @@ MODELS = [
 # completion frequencies of the real data (notes/ultrafeedback.md): bard, starchat, pythia rare
 WEIGHTS = [16.5, 16.5, 8.3, 16.5, 16.5, 16.5, 16.5, 16.5, 16.5, 16.5, 16.5, 16.5, 16.5, 16.5, 16.5, 14.0, 0.8]
 SOURCES = ["evol_instruct", "false_qa", "flan_v2_cot", "flan_v2_niv2", "flan_v2_p3", "sharegpt", "ultrachat"]
-WORDS = [
-    "the",
-    "model",
-    "answer",
-    "explains",
-    "each",
-    "step",
-    "in",
-    "detail",
-    "with",
-    "examples",
-    "and",
-    "a",
-    "short",
-    "summary",
-    "of",
-    "key",
-    "facts",
-    "about",
-    "science",
-    "history",
-    "code",
-    "math",
-    "language",
-    "travel",
-    "health",
-    "cooking",
-    "music",
-    "art",
-    "data",
-    "python",
-    "list",
-    "function",
-    "result",
-    "because",
-    "however",
-    "therefore",
-    "first",
-    "second",
-    "finally",
-    "note",
-    "that",
-    "this",
-    "is",
-]  # noqa: E501
+FOUR_MODES = ["score", "sim", "score_sim", "rlaif"]
+#: log-normal text lengths in characters: (median, sigma, min, max)
+RESPONSE_LENGTH = (900.0, 0.75, 16, 32_000)
+INSTRUCTION_LENGTH = (250.0, 1.0, 12, 20_000)
+EMPTY_RESPONSES = 0.001
+CHUNK_ROWS = 8_192
+BLOCK, BLOCKS = 32, 65_536
 
 
 # ---------------------------------------------------------------------------------- data
-def make_source(rows: int, path: Path, seed: int = 0) -> int:
-    """Write the synthetic source with ``save_to_disk``; return its size in bytes."""
-    import datasets
+class TextStream:
+    """Unique random texts: slices of a seeded stream of Zipf-distributed pseudo-words."""
+
+    def __init__(self, rng: Any, vocab_size: int = 8_000) -> None:
+        import numpy as np
+
+        self.rng = rng
+        letters = np.frombuffer(b"etaoinshrdlcumwfgypbvkjxqz", dtype=np.uint8)
+        letter_p = np.array([12.7, 9.1, 8.2, 7.5, 7.0, 6.7, 6.3, 6.1, 6.0, 4.3, 4.0, 2.8, 2.8, 2.4, 2.4, 2.2, 2.0,
+                             2.0, 1.9, 1.5, 1.0, 0.8, 0.2, 0.2, 0.1, 0.1])  # fmt: skip
+        lengths = np.clip(rng.poisson(4.0, vocab_size) + 1, 1, 14)
+        chars = rng.choice(letters, size=int(lengths.sum()), p=letter_p / letter_p.sum())
+        ends = np.cumsum(lengths + 1)
+        self.word_bytes = np.full(int(ends[-1]), ord(" "), dtype=np.uint8)
+        keep = np.ones(self.word_bytes.size, dtype=bool)
+        keep[ends - 1] = False
+        self.word_bytes[keep] = chars
+        self.word_start = (ends - lengths - 1).astype(np.int64)
+        self.word_len = (lengths + 1).astype(np.int64)  # with its trailing space
+        p = 1.0 / (np.arange(vocab_size) + 8.0)  # Zipf-like word frequencies
+        self.word_p = p / p.sum()
+        self.blocks: Any = None
+
+    def _words(self, nbytes: int) -> Any:
+        """``nbytes`` bytes of random words (slow: a gather per byte; used once, for the blocks)."""
+        import numpy as np
+
+        mean_len = float((self.word_len * self.word_p).sum())
+        words = self.rng.choice(self.word_len.size, size=int(nbytes / mean_len * 1.2) + 64, p=self.word_p)
+        lens = self.word_len[words]
+        cut = int(np.searchsorted(np.cumsum(lens), nbytes)) + 1
+        words, lens = words[:cut], lens[:cut]
+        starts = np.cumsum(lens) - lens
+        idx = np.repeat(self.word_start[words] - starts, lens) + np.arange(int(lens.sum()))
+        return self.word_bytes[idx[:nbytes]]
+
+    def stream(self, nbytes: int) -> Any:
+        """``nbytes`` bytes of text: random 32-byte blocks of a word stream, end to end (16 random bits
+        per 32 bytes: every text of a dozen blocks or more is unique)."""
+        if self.blocks is None:
+            self.blocks = self._words(BLOCKS * BLOCK).reshape(BLOCKS, BLOCK)
+        ids = self.rng.integers(0, BLOCKS, size=nbytes // BLOCK + 1)
+        return self.blocks[ids].reshape(-1)[:nbytes]
+
+    def texts(self, lengths: Any) -> Any:
+        """A string array with one text per length (consecutive slices of a fresh stream)."""
+        import numpy as np
+        import pyarrow as pa
+
+        offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        data = self.stream(int(offsets[-1]))
+        return pa.LargeStringArray.from_buffers(len(lengths), pa.py_buffer(offsets), pa.py_buffer(data)).cast(
+            pa.string()
+        )
+
+
+def lognormal_lengths(rng: Any, n: int, spec: tuple[float, float, int, int]) -> Any:
+    import numpy as np
+
+    median, sigma, lo, hi = spec
+    return np.clip(np.rint(rng.lognormal(np.log(median), sigma, n)), lo, hi).astype(np.int64)
+
+
+def _source_chunk(rows: int, rng: Any, words: TextStream, pools: dict[str, Any]) -> Any:
     import numpy as np
     import pyarrow as pa
 
-    rng = np.random.default_rng(seed)
     n_comp = rows * 4
-
-    def text_pool(count: int, lo: int, hi: int) -> pa.Array:
-        words = np.array(WORDS)
-        out = []
-        for _ in range(count):
-            length = int(rng.integers(lo, hi))
-            chunk = " ".join(words[rng.integers(0, len(words), size=length // 5 + 8)])
-            out.append(chunk[:length])
-        return pa.array(out, type=pa.string())
 
     def pick(pool: pa.Array, count: int) -> pa.Array:
         return pool.take(pa.array(rng.integers(0, len(pool), size=count)))
 
-    responses = text_pool(4096, 1000, 2000)
-    responses = pa.concat_arrays([responses, pa.array(["", "   "], type=pa.string())])
-    resp_idx = rng.integers(0, 4096, size=n_comp)
-    resp_idx[rng.random(n_comp) < 0.001] = 4096  # ~0.1% empty responses, as in the real data
-    critiques = text_pool(1024, 200, 600)
-    rationales = text_pool(512, 60, 200)
-    instructions = [f"Instruction {i}: " for i in range(rows)]
-    prompt_pool = text_pool(2048, 80, 600).to_pylist()
-    draws = rng.integers(0, 2048, rows)
-    instructions = pa.array([p + prompt_pool[int(j)] for p, j in zip(instructions, draws, strict=True)])
+    resp_len = lognormal_lengths(rng, n_comp, RESPONSE_LENGTH)
+    resp_len[rng.random(n_comp) < EMPTY_RESPONSES] = 0  # empty responses, as in the real data
+    responses = words.texts(resp_len)
+    instructions = words.texts(lognormal_lengths(rng, rows, INSTRUCTION_LENGTH))
 
     # 4 distinct models per row, drawn by frequency, listed in a shuffled order
     w = np.asarray(WEIGHTS) / sum(WEIGHTS)
@@ -148,11 +173,11 @@ def make_source(rows: int, path: Path, seed: int = 0) -> int:
         return pa.array(values, type=pa.string())
 
     def aspect(with_type: bool, na_rate: float) -> pa.StructArray:
-        arrays = [ratings(na_rate), pick(rationales, n_comp)]
+        arrays = [ratings(na_rate), pick(pools["rationales"], n_comp)]
         names = ["Rating", "Rationale"]
         if with_type:
             arrays += [
-                pick(rationales, n_comp),
+                pick(pools["rationales"], n_comp),
                 pa.ListArray.from_arrays(
                     pa.array(np.arange(0, n_comp + 1), pa.int32()), pa.array(rng.integers(1, 4, n_comp).astype(str))
                 ),
@@ -164,17 +189,16 @@ def make_source(rows: int, path: Path, seed: int = 0) -> int:
         [aspect(True, 0.0), aspect(False, 0.053), aspect(False, 0.0), aspect(True, 0.0)],
         names=["helpfulness", "honesty", "instruction_following", "truthfulness"],
     )
-    overall = pa.array(rng.integers(2, 21, n_comp) / 2.0)
     completions = pa.StructArray.from_arrays(
         [
             annotations,
-            pick(critiques, n_comp),
+            pick(pools["critiques"], n_comp),
             pa.array(["As an AI assistant, be helpful."] * n_comp),
             pa.array(rng.random(n_comp) * 4 + 1),
             model_arr,
-            overall,
+            pa.array(rng.integers(2, 21, n_comp) / 2.0),
             pa.array(["helpfulness"] * n_comp),
-            responses.take(pa.array(resp_idx)),
+            responses,
         ],
         names=[
             "annotations",
@@ -188,107 +212,176 @@ def make_source(rows: int, path: Path, seed: int = 0) -> int:
         ],
     )
     offsets = pa.array(np.arange(0, n_comp + 1, 4), pa.int32())
-    table = pa.table(
+    nones = pa.ListArray.from_arrays(pa.array(np.arange(rows + 1), pa.int32()), pa.array(["None"] * rows))
+    return pa.table(
         {
             "source": pa.array(np.array(SOURCES)[rng.integers(0, len(SOURCES), rows)]),
             "instruction": instructions,
             "models": pa.ListArray.from_arrays(offsets, pa.array(models_sorted.reshape(-1))),
             "completions": pa.ListArray.from_arrays(offsets, completions),
-            "correct_answers": pa.ListArray.from_arrays(
-                pa.array(np.arange(rows + 1), pa.int32()), pa.array(["None"] * rows)
-            ),
-            "incorrect_answers": pa.ListArray.from_arrays(
-                pa.array(np.arange(rows + 1), pa.int32()), pa.array(["None"] * rows)
-            ),
+            "correct_answers": nones,
+            "incorrect_answers": nones,
         }
     )
-    datasets.disable_progress_bars()
-    datasets.Dataset(table).save_to_disk(str(path))
-    return sum(f.stat().st_size for f in path.glob("data-*.arrow"))
+
+
+def make_source(rows: int, path: Path, seed: int = 0) -> dict[str, float]:
+    """Write the synthetic source to ``path`` (one Arrow IPC stream file, in chunks); return its
+    size in bytes and the mean response / instruction length."""
+    import datasets
+    import numpy as np
+    import pyarrow as pa
+
+    rng = np.random.default_rng(seed)
+    words = TextStream(rng)
+    pools = {
+        "critiques": words.texts(lognormal_lengths(rng, 1024, (400.0, 0.4, 60, 2000))),
+        "rationales": words.texts(lognormal_lengths(rng, 1024, (150.0, 0.4, 20, 600))),
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    writer = None
+    resp_chars = instr_chars = 0
+    try:
+        for start in range(0, rows, CHUNK_ROWS):
+            chunk = _source_chunk(min(CHUNK_ROWS, rows - start), rng, words, pools)
+            if writer is None:
+                schema = chunk.schema.with_metadata(
+                    datasets.Features.from_arrow_schema(chunk.schema).arrow_schema.metadata
+                )
+                writer = pa.ipc.new_stream(str(path), schema)
+            # 1,000-row record batches, as datasets writes its Arrow files (writer_batch_size)
+            writer.write_table(chunk.replace_schema_metadata(schema.metadata), max_chunksize=1000)
+            comps = chunk.column("completions").combine_chunks()
+            resp_chars += len(comps.values.field("response").buffers()[2] or b"")
+            instr_chars += sum(len(c.buffers()[2] or b"") for c in chunk.column("instruction").chunks)
+    finally:
+        if writer is not None:
+            writer.close()
+    return {
+        "bytes": path.stat().st_size,
+        "mean_response_chars": resp_chars / (4 * rows),
+        "mean_instruction_chars": instr_chars / rows,
+    }
+
+
+# ---------------------------------------------------------------------------------- memory
+class MemorySampler:
+    """Peak ``RssAnon`` (anonymous resident memory) of this process, sampled in a thread."""
+
+    def __init__(self, period: float = 0.005) -> None:
+        self.period = period
+        self.peak_kb = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    @staticmethod
+    def status_kb(field: str) -> int:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+        return 0
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak_kb = max(self.peak_kb, self.status_kb("RssAnon"))
+            self._stop.wait(self.period)
+
+    def __enter__(self) -> MemorySampler:
+        self.baseline_kb = self.status_kb("RssAnon")
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak_kb = max(self.peak_kb, self.status_kb("RssAnon"))
+
+    def figures(self) -> dict[str, float]:
+        return {
+            "anon_peak_mb": self.peak_kb / 1024,
+            "anon_at_start_mb": self.baseline_kb / 1024,
+            "rss_peak_mb": self.status_kb("VmHWM") / 1024,  # incl. file pages of the mapped source
+        }
 
 
 # ---------------------------------------------------------------------------------- jobs
-def _peak_rss_mb() -> float:
-    """This process's peak resident set (VmHWM: per address space, so a spawned child does not
-    inherit its parent's peak the way ``ru_maxrss`` does across fork + exec)."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
-
-
-def job_build(src: str, out: str, mode: str, queue) -> None:
-    import datasets  # noqa: F401  imports are not part of the timed work (as in the other jobs)
+def job_build(src: str, out: str, modes: list[str], queue: Any) -> None:
+    # imports are not part of the timed work (as in the other jobs); datasets loads lazily
     import huggingface_hub  # noqa: F401
+    import pyarrow.parquet  # noqa: F401
+    from datasets import Dataset  # noqa: F401
 
     import karma_hf.cards.dataset  # noqa: F401
+    import karma_hf.pairs.stream  # noqa: F401
     import karma_hf.scores  # noqa: F401
+    import karma_hf.sources.ultrafeedback  # noqa: F401
     from karma_hf.pairs.builder import build
 
-    t0 = time.perf_counter()
-    result = build(src, modes=[mode], output=out, test_size=2000, seed=42)
-    elapsed = time.perf_counter() - t0
-    queue.put({"seconds": elapsed, "rss_mb": _peak_rss_mb(), "kept": result.report["modes"][mode]["kept"]})
+    with MemorySampler() as mem:
+        t0 = time.perf_counter()
+        result = build(src, modes=modes, output=out, test_size=2000, seed=42)
+        elapsed = time.perf_counter() - t0
+    queue.put({"seconds": elapsed, **mem.figures(), "kept": result.report["modes"][modes[0]]["kept"]})
 
 
-def job_reference(src: str, out: str, mode: str, queue) -> None:
+def job_reference(src: str, out: str, modes: list[str], queue: Any) -> None:
     import random
 
     import datasets
+    from datasets import Dataset  # noqa: F401  (loaded lazily: not part of the timed work)
 
     datasets.disable_progress_bars()
-    t0 = time.perf_counter()
-    ds = datasets.load_from_disk(src)
-    rng = random.Random(42)
+    with MemorySampler() as mem:
+        t0 = time.perf_counter()
+        ds = datasets.Dataset.from_file(src)
+        rng = random.Random(42)
 
-    def binarize(row):
-        comps = [c for c in row["completions"] if c["response"]]
-        if len(comps) < 2:
+        def binarize(row: dict[str, Any]) -> dict[str, Any]:
+            comps = [c for c in row["completions"] if c["response"]]
+            if len(comps) < 2:
+                return {
+                    "prompt": [],
+                    "chosen": [],
+                    "rejected": [],
+                    "messages": [],
+                    "score_chosen": -100.0,
+                    "score_rejected": -100.0,
+                    "chosen_model": "",
+                    "rejected_model": "",
+                }
+            best = max(comps, key=lambda c: c["overall_score"])
+            other = rng.choice([c for c in comps if c is not best])
+            prompt = [{"role": "user", "content": row["instruction"]}]
+            chosen = [{"role": "assistant", "content": best["response"]}]
             return {
-                "prompt": [],
-                "chosen": [],
-                "rejected": [],
-                "messages": [],
-                "score_chosen": -100.0,
-                "score_rejected": -100.0,
-                "chosen_model": "",
-                "rejected_model": "",
+                "prompt": prompt,
+                "chosen": chosen,
+                "rejected": [{"role": "assistant", "content": other["response"]}],
+                "messages": prompt + chosen,
+                "score_chosen": best["overall_score"],
+                "score_rejected": other["overall_score"],
+                "chosen_model": best["model"],
+                "rejected_model": other["model"],
             }
-        best = max(comps, key=lambda c: c["overall_score"])
-        other = rng.choice([c for c in comps if c is not best])
-        prompt = [{"role": "user", "content": row["instruction"]}]
-        chosen = [{"role": "assistant", "content": best["response"]}]
-        return {
-            "prompt": prompt,
-            "chosen": chosen,
-            "rejected": [{"role": "assistant", "content": other["response"]}],
-            "messages": prompt + chosen,
-            "score_chosen": best["overall_score"],
-            "score_rejected": other["overall_score"],
-            "chosen_model": best["model"],
-            "rejected_model": other["model"],
-        }
 
-    pairs = ds.map(
-        binarize,
-        remove_columns=["models", "completions", "correct_answers", "incorrect_answers"],
-        load_from_cache_file=False,
-    )
-    pairs = pairs.filter(lambda r: r["score_chosen"] != -100.0, load_from_cache_file=False)
-    splits = pairs.train_test_split(test_size=2000, seed=42)
-    Path(out).mkdir(parents=True, exist_ok=True)
-    splits["train"].to_parquet(f"{out}/train.parquet")
-    splits["test"].to_parquet(f"{out}/test.parquet")
-    splits["train"].to_parquet(f"{out}/train_sft.parquet")
-    result = {"seconds": time.perf_counter() - t0, "rss_mb": _peak_rss_mb(), "kept": pairs.num_rows}
+        pairs = ds.map(
+            binarize,
+            remove_columns=["models", "completions", "correct_answers", "incorrect_answers"],
+            load_from_cache_file=False,
+        )
+        pairs = pairs.filter(lambda r: r["score_chosen"] != -100.0, load_from_cache_file=False)
+        splits = pairs.train_test_split(test_size=2000, seed=42)
+        Path(out).mkdir(parents=True, exist_ok=True)
+        splits["train"].to_parquet(f"{out}/train.parquet")
+        splits["test"].to_parquet(f"{out}/test.parquet")
+        elapsed = time.perf_counter() - t0
+    result = {"seconds": elapsed, **mem.figures(), "kept": pairs.num_rows}
     ds.cleanup_cache_files()  # the map/filter caches next to the source: not part of the next run
     queue.put(result)
 
 
-def job_floor(src: str, out: str, mode: str, queue) -> None:
+def job_floor(src: str, out: str, modes: list[str], queue: Any) -> None:
     import numpy as np
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -297,10 +390,6 @@ def job_floor(src: str, out: str, mode: str, queue) -> None:
     from karma_hf.layout import output_schema
 
     schema = output_schema()
-    t0 = time.perf_counter()
-    files = sorted(Path(src).glob("data-*.arrow"))
-    Path(out).mkdir(parents=True, exist_ok=True)
-    writers = {s: pq.ParquetWriter(f"{out}/{s}.parquet", schema) for s in ("train", "test")}
     msg_type = schema.field("prompt").type
 
     def messages(roles: list[str], contents: list[pa.Array], n: int) -> pa.Array:
@@ -314,51 +403,60 @@ def job_floor(src: str, out: str, mode: str, queue) -> None:
         values = pa.StructArray.from_arrays([role_arr, content], names=["role", "content"])
         return pa.ListArray.from_arrays(pa.array(np.arange(0, n * k + 1, k, dtype=np.int32)), values).cast(msg_type)
 
-    row = 0
-    for f in files:
-        with pa.memory_map(str(f)) as source:
-            table = pa.ipc.open_stream(source).read_all()
-        for batch in table.select(["instruction", "completions", "source"]).to_batches(max_chunksize=1000):
-            n = batch.num_rows
-            comps = batch.column("completions")
-            base = comps.offsets.to_numpy()[:-1].astype(np.int64)
-            resp = pc.struct_field(comps.values, "response")
-            model = pc.struct_field(comps.values, "model")
-            instr = batch.column("instruction")
-            chosen, rejected = resp.take(pa.array(base)), resp.take(pa.array(base + 1))
-            floats = pa.array(np.zeros(n))
-            out_t = pa.table(
-                [
-                    messages(["user"], [instr], n),
-                    messages(["assistant"], [chosen], n),
-                    messages(["assistant"], [rejected], n),
-                    messages(["user", "assistant"], [instr, chosen], n),
-                    pa.array(np.char.mod("%064x", np.arange(row, row + n))).cast(pa.string()),
-                    model.take(pa.array(base)),
-                    model.take(pa.array(base + 1)),
-                    floats,
-                    floats,
-                    floats,
-                    floats,
-                    floats,
-                    batch.column("source"),
-                ],
-                schema=schema,
-            )
-            test = np.zeros(n, dtype=bool)
-            test[: max(0, min(n, 2000 - row))] = True  # the first 2000 rows stand in for the test split
-            writers["test"].write_table(out_t.filter(pa.array(test)))
-            train = out_t.filter(pa.array(~test))
-            writers["train"].write_table(train)
-            row += n
-    for w in writers.values():
-        w.close()
-    shutil.copyfile(f"{out}/train.parquet", f"{out}/train_sft.parquet")  # same rows, as the builder does
-    queue.put({"seconds": time.perf_counter() - t0, "rss_mb": _peak_rss_mb(), "kept": row})
+    with MemorySampler() as mem:
+        t0 = time.perf_counter()
+        (Path(out) / "sim").mkdir(parents=True, exist_ok=True)
+        writers = {
+            s: pq.ParquetWriter(f"{out}/sim/{s}-00000-of-00001.parquet", schema, compression="snappy")
+            for s in ("train", "test")
+        }
+        row = 0
+        with pa.memory_map(src) as source:
+            reader = pa.ipc.open_stream(source)
+            for big in reader:
+                for batch in [big]:
+                    for start in range(0, batch.num_rows, 1000):
+                        part = batch.slice(start, 1000)
+                        n = part.num_rows
+                        comps = part.column("completions")
+                        base = comps.offsets.to_numpy()[:-1].astype(np.int64)
+                        resp = pc.struct_field(comps.values, "response")
+                        model = pc.struct_field(comps.values, "model")
+                        instr = part.column("instruction")
+                        chosen, rejected = resp.take(pa.array(base)), resp.take(pa.array(base + 1))
+                        floats = pa.array(np.zeros(n))
+                        out_t = pa.table(
+                            [
+                                messages(["user"], [instr], n),
+                                messages(["assistant"], [chosen], n),
+                                messages(["assistant"], [rejected], n),
+                                messages(["user", "assistant"], [instr, chosen], n),
+                                pa.array(np.char.mod("%064x", np.arange(row, row + n))).cast(pa.string()),
+                                model.take(pa.array(base)),
+                                model.take(pa.array(base + 1)),
+                                floats,
+                                floats,
+                                floats,
+                                floats,
+                                floats,
+                                part.column("source"),
+                            ],
+                            schema=schema,
+                        )
+                        test = np.zeros(n, dtype=bool)
+                        test[: max(0, min(n, 2000 - row))] = True  # the first 2000 rows stand in for the test split
+                        if test.any():
+                            writers["test"].write_table(out_t.filter(pa.array(test)))
+                        writers["train"].write_table(out_t.filter(pa.array(~test)) if test.any() else out_t)
+                        row += n
+        for w in writers.values():
+            w.close()
+        elapsed = time.perf_counter() - t0
+    queue.put({"seconds": elapsed, **mem.figures(), "kept": row})
 
 
-def run_job(fn, *args) -> dict:
-    ctx = mp.get_context("spawn")  # fresh interpreter: its own peak RSS, nothing cached in memory
+def run_job(fn: Any, *args: Any) -> dict[str, Any]:
+    ctx = mp.get_context("spawn")  # fresh interpreter: its own peak memory, nothing cached in memory
     queue = ctx.Queue()
     proc = ctx.Process(target=fn, args=(*args, queue))
     proc.start()
@@ -373,63 +471,135 @@ def run_job(fn, *args) -> dict:
     return result
 
 
+JOBS: dict[str, tuple[Any, list[str]]] = {
+    "floor": (job_floor, ["sim"]),
+    "build-1": (job_build, ["sim"]),
+    "build-4": (job_build, FOUR_MODES),
+    "reference": (job_reference, ["sim"]),
+}
+
+
+def _source(work: Path, rows: int, reuse: bool) -> Path:
+    src = work / f"source-{rows}.arrow"
+    t0 = time.perf_counter()
+    if reuse and src.exists():
+        print(f"source: {rows:,} rows, reusing {src} ({src.stat().st_size / 2**20:,.0f} MiB)")
+        return src
+    info = make_source(rows, src)
+    print(
+        f"source: {rows:,} instructions x 4 completions, {info['bytes'] / 2**20:,.0f} MiB Arrow, mean response "
+        f"{info['mean_response_chars']:,.0f} chars, mean instruction {info['mean_instruction_chars']:,.0f} chars "
+        f"(made in {time.perf_counter() - t0:.1f} s)",
+        flush=True,
+    )
+    return src
+
+
+def measure(work: Path, rows: int, repeats: int, reference_repeats: int, reuse: bool) -> dict[str, Any]:
+    """Interleaved rounds of every job on one source of ``rows`` rows; medians and ratios."""
+    src = _source(work, rows, reuse)
+    runs: dict[str, list[dict[str, Any]]] = {name: [] for name in JOBS}
+    for rep in range(repeats):  # interleaved, so load from other users hits all jobs alike
+        for name, (fn, modes) in JOBS.items():
+            if name == "reference" and rep >= reference_repeats:
+                continue
+            out = work / f"out-{name}"
+            shutil.rmtree(out, ignore_errors=True)
+            run = run_job(fn, str(src), str(out), modes)
+            run["written_mib"] = round(sum(p.stat().st_size for p in out.rglob("*.parquet")) / 2**20, 1)
+            runs[name].append(run)
+            print(
+                f"  {rows:,} rows, round {rep + 1}: {name:<9} {run['seconds']:7.2f} s  "
+                f"anon peak {run['anon_peak_mb']:6.0f} MB  RSS peak {run['rss_peak_mb']:6.0f} MB",
+                flush=True,
+            )
+    figures: dict[str, Any] = {"rows": rows, "source_mib": round(src.stat().st_size / 2**20, 1)}
+    for name, rs in runs.items():
+        if not rs:
+            continue
+        figures[name] = {
+            "seconds": statistics.median(r["seconds"] for r in rs),
+            "runs": [round(r["seconds"], 3) for r in rs],
+            "anon_peak_mb": round(max(r["anon_peak_mb"] for r in rs), 1),
+            "rss_peak_mb": round(max(r["rss_peak_mb"] for r in rs), 1),
+            "written_mib": rs[0]["written_mib"],
+            "kept": rs[0]["kept"],
+        }
+    fl, b1, b4 = (figures[k]["seconds"] for k in ("floor", "build-1", "build-4"))
+    figures["ratios"] = {"build1_over_floor": b1 / fl, "build4_over_build1": b4 / b1}
+    if "reference" in figures:
+        figures["ratios"]["reference_over_build1"] = figures["reference"]["seconds"] / b1
+    return figures
+
+
+def memory_only(work: Path, rows: int, reuse: bool) -> dict[str, Any]:
+    """Peak anonymous memory of one- and four-mode builds of a ``rows``-row source."""
+    src = _source(work, rows, reuse)
+    figures: dict[str, Any] = {"rows": rows, "source_mib": round(src.stat().st_size / 2**20, 1)}
+    for name in ("build-1", "build-4"):
+        fn, modes = JOBS[name]
+        out = work / f"out-{name}"
+        shutil.rmtree(out, ignore_errors=True)
+        run = run_job(fn, str(src), str(out), modes)
+        shutil.rmtree(out, ignore_errors=True)
+        figures[name] = {k: round(v, 2) if isinstance(v, float) else v for k, v in run.items()}
+        print(
+            f"  {rows:,} rows: {name:<8} {run['seconds']:7.2f} s  anon peak {run['anon_peak_mb']:6.0f} MB  "
+            f"RSS peak {run['rss_peak_mb']:6.0f} MB",
+            flush=True,
+        )
+    return figures
+
+
+def report(fig: dict[str, Any]) -> None:
+    rows = fig["rows"]
+    print(f"\n{rows:,} rows ({fig['source_mib']:,.0f} MiB source):")
+    for name in JOBS:
+        if name not in fig:
+            continue
+        f = fig[name]
+        print(
+            f"  {name:<9} median {f['seconds']:7.2f} s of {len(f['runs'])}  {rows / f['seconds']:9,.0f} rows/s  "
+            f"anon peak {f['anon_peak_mb']:6.0f} MB  RSS peak {f['rss_peak_mb']:6.0f} MB  "
+            f"wrote {f['written_mib']:7.1f} MiB"
+        )
+    r = fig["ratios"]
+    print(f"  build-1 / floor     = {r['build1_over_floor']:5.2f}x  (target <= 1.25)")
+    print(f"  build-4 / build-1   = {r['build4_over_build1']:5.2f}x  (target <= 1.6)")
+    if "reference_over_build1" in r:
+        print(f"  reference / build-1 = {r['reference_over_build1']:5.2f}x  (target >= 12)")
+
+
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--rows", type=int, default=64_000, help="instructions (x4 completions)")
-    ap.add_argument("--mode", default="sim", choices=["score", "sim", "score_sim", "rlaif"])
-    ap.add_argument("--workdir", type=Path, default=None, help="where the source and outputs go (default: a temp dir)")
-    ap.add_argument("--keep", action="store_true", help="keep the workdir")
-    ap.add_argument("--reuse", action="store_true", help="reuse a source already in --workdir")
-    ap.add_argument("--repeats", type=int, default=3, help="rounds of floor + build (median reported)")
+    ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    ap.add_argument("--rows", type=int, nargs="+", default=[64_000, 256_000], help="source sizes (instructions)")
+    ap.add_argument("--repeats", type=int, default=3, help="interleaved rounds of each job (median reported)")
     ap.add_argument("--reference-repeats", type=int, default=1, help="rounds that also run the slow reference")
+    ap.add_argument("--memory-rows", type=int, default=0, help="also: peak memory of builds of this many rows")
+    ap.add_argument("--workdir", type=Path, default=None, help="where sources and outputs go (default: a temp dir)")
+    ap.add_argument("--keep", action="store_true", help="keep the workdir")
+    ap.add_argument("--reuse", action="store_true", help="reuse sources already in --workdir")
     ap.add_argument("--json", type=Path, default=None, help="also write the figures to this JSON file")
     args = ap.parse_args()
     os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     work = args.workdir or Path(tempfile.mkdtemp(prefix="karma-bench-build-"))
     work.mkdir(parents=True, exist_ok=True)
+    results: dict[str, Any] = {
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}",
+        "sizes": [],
+    }
     try:
-        src = work / "source"
-        t0 = time.perf_counter()
-        if args.reuse and (src / "state.json").exists():
-            size = sum(f.stat().st_size for f in src.glob("data-*.arrow"))
-        else:
-            shutil.rmtree(src, ignore_errors=True)
-            size = make_source(args.rows, src)
-        print(
-            f"source: {args.rows:,} instructions x 4 completions, {size / 2**20:,.0f} MiB Arrow "
-            f"(ready in {time.perf_counter() - t0:.1f} s)"
-        )
-        runs: dict[str, list[dict]] = {"floor": [], "build": [], "reference": []}
-        jobs = {"floor": job_floor, "build": job_build, "reference": job_reference}
-        for rep in range(args.repeats):  # interleaved, so load from other users hits all three alike
-            for name, fn in jobs.items():
-                if name == "reference" and rep >= args.reference_repeats:
-                    continue
-                out = work / f"out-{name}"
-                shutil.rmtree(out, ignore_errors=True)
-                run = run_job(fn, str(src), str(out), args.mode)
-                run["written_mib"] = round(sum(p.stat().st_size for p in out.rglob("*.parquet")) / 2**20, 1)
-                runs[name].append(run)
-                print(f"  round {rep + 1} {name:<9} {run['seconds']:7.2f} s", flush=True)
-        figures = {}
-        for name, rs in runs.items():
-            f = dict(rs[0])
-            f["seconds"] = statistics.median(r["seconds"] for r in rs)
-            f["rss_mb"] = max(r["rss_mb"] for r in rs)
-            f["runs"] = [round(r["seconds"], 3) for r in rs]
-            figures[name] = f
-            print(
-                f"  {name:<9} median {f['seconds']:7.2f} s of {len(rs)}  {args.rows / f['seconds']:9,.0f} rows/s  "
-                f"peak RSS {f['rss_mb']:7.0f} MB  wrote {f['written_mib']:6.1f} MiB ({f['kept']:,} pairs)"
-            )
-        b, fl, ref = figures["build"]["seconds"], figures["floor"]["seconds"], figures["reference"]["seconds"]
-        print(f"build / floor      = {b / fl:5.2f}x   (target <= 2)")
-        print(f"reference / build  = {ref / b:5.2f}x   (target >= 5)")
-        print(f"build peak RSS     = {figures['build']['rss_mb']:.0f} MB   (target <= 2048)")
-        print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}")
+        for rows in args.rows:
+            fig = measure(work, rows, args.repeats, args.reference_repeats, args.reuse)
+            results["sizes"].append(fig)
+            report(fig)
+        if args.memory_rows:
+            results["memory"] = memory_only(work, args.memory_rows, args.reuse)
+        print(f"machine: {results['machine']}")
         if args.json:
-            args.json.write_text(json.dumps({"rows": args.rows, "mode": args.mode, **figures}, indent=2))
+            args.json.parent.mkdir(parents=True, exist_ok=True)
+            args.json.write_text(json.dumps(results, indent=2) + "\n")
     finally:
         if not args.keep and args.workdir is None:
             shutil.rmtree(work, ignore_errors=True)

@@ -46,10 +46,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import datasets
 
     from karma_hf.kinship import Kinship
-    from karma_hf.pairs.decide import Decision, Rows
-    from karma_hf.pairs.writer import Items
     from karma_hf.scores import ScoreTable
-    from karma_hf.sources.registry import SourceSchema
 
 
 @dataclass
@@ -223,11 +220,12 @@ def run_build(
 
     from karma_hf.cards.dataset import write_dataset_card
     from karma_hf.kinship import Kinship
-    from karma_hf.pairs.decide import Rows, decide, test_split
-    from karma_hf.pairs.report import build_report
-    from karma_hf.pairs.writer import write_outputs
-    from karma_hf.sources.loading import has_splits, load_source
-    from karma_hf.sources.registry import detect_source, get_source, parsed_schema, pinned_revision
+    from karma_hf.pairs.decide import count_prompts, test_split
+    from karma_hf.pairs.report import BuildStats, build_report
+    from karma_hf.pairs.stream import Context, decide_and_write, scan
+    from karma_hf.pairs.writer import OutputWriter
+    from karma_hf.sources.loading import LOAD_ERROR_COLUMN, has_splits, load_source
+    from karma_hf.sources.registry import detect_source, get_source, pinned_revision
 
     kin = Kinship.from_table(table, tau=config.tau)
     output = Path(config.output) if config.output is not None else None
@@ -255,153 +253,125 @@ def run_build(
             f"got {config.rating!r}"
         )
     source.check_schema(arrow_schema, config.rating)
-    parsed_table = _with_load_errors(ds, _parse(ds, source, config, parsed_schema(), progress))
+    data = ds.data.table
+    ctx = Context(source, config, kin, tuple(table.known_unscored), load_errors=LOAD_ERROR_COLUMN in ds.column_names)
+    truthfulqa_questions = _prepare_h4(ctx) if ctx.h4 else None
+    stats = BuildStats(n=data.num_rows, modes=tuple(config.modes), configs=tuple(config.configs()))
 
-    rows = Rows.from_parsed(parsed_table, kin, tuple(table.known_unscored), config.excluded_models)
-    truthfulqa_questions = None
-    if "rlaif" in config.modes and config.rlaif_recipe == "h4":
-        truthfulqa_questions = _prepare_h4(rows, ds, source, config)
-    malformed_rows = np.flatnonzero(rows.malformed)
-    if config.strict and malformed_rows.size:
-        i = int(malformed_rows[0])
-        raise KarmaError(
-            f"row {i} of {source_id} is malformed: {rows.malformed_reason(parsed_table, i)} "
-            f"({malformed_rows.size} malformed row(s) in all; drop --strict to skip and count them)"
-        )
-    unknown = rows.unknown_counts()
-    if unknown and not config.ignore_unknown_models:
-        listed = ", ".join(f"{name!r} ({n} completions)" for name, n in unknown.items())
-        known = ", ".join(rows.vocab)
-        raise KarmaError(
-            f"model(s) in {source_id} not in the score table: {listed}; known: {known}; "
-            "add them to --scores (or --aliases) or pass --ignore-unknown-models to skip them"
-        )
+    with _progress(progress, data.num_rows) as bars:
+        keys, valid = scan(ctx, data, stats, bars("Reading completions"))  # pass 1
+        if config.strict and stats.malformed:
+            i, reason = stats.malformed_examples[0]
+            raise KarmaError(
+                f"row {i} of {source_id} is malformed: {reason} "
+                f"({stats.malformed} malformed row(s) in all; drop --strict to skip and count them)"
+            )
+        unknown = stats.unknown_counts()
+        if unknown and not config.ignore_unknown_models:
+            listed = ", ".join(f"{name!r} ({n} completions)" for name, n in unknown.items())
+            known = ", ".join(tuple(kin.models) + tuple(m for m in table.known_unscored if m not in kin.index))
+            raise KarmaError(
+                f"model(s) in {source_id} not in the score table: {listed}; known: {known}; "
+                "add them to --scores (or --aliases) or pass --ignore-unknown-models to skip them"
+            )
+        sorted_rows, rank, total = count_prompts(keys, valid)
+        del keys, valid
+        count = _test_count(config.test_size, total)
+        is_test = test_split(sorted_rows, rank, total, data.num_rows, count)
+        stats.test_prompts = count
+        del sorted_rows, rank
 
-    is_test = test_split(parsed_table.column("prompt_id"), _test_count(config.test_size, parsed_table), config.seed)
-    decisions = {mode: decide(rows, mode, kin, config.seed, rlaif_recipe=config.rlaif_recipe) for mode in config.modes}
-
-    items = config_items(config, rows, decisions, kin)
-    report = build_report(
-        config,
-        source_id=source_id,
-        source_format=source.name,
-        revision=revision,
-        rows=rows,
-        parsed=parsed_table,
-        decisions=decisions,
-        items=items,
-        is_test=is_test,
-        kin=kin,
-        table=table,
-        unknown=unknown,
-        command=command,
-        truthfulqa_questions=truthfulqa_questions,
-    )
-    _check_some_pairs(report, source_id)
-    if dataset is None and not has_splits(config.source):
-        report["source"]["split"] = None  # a single file has no splits: none was used
-    tmp: tempfile.TemporaryDirectory | None = None
-    if output is None:
-        tmp = tempfile.TemporaryDirectory(prefix="karma-build-")
-        work = Path(tmp.name)
-    else:
-        work = _partial_path(output)
-    try:
-        if output is not None:  # inside the try: an interrupt right after mkdir still cleans up
-            _make_partial(output, work)
-        sizes = write_outputs(
-            ds,
-            source,
-            work,
-            {name: it for name, it in items.items() if len(it)},
-            rows,
-            parsed_table.column("prompt_id").combine_chunks(),
-            is_test,
-            kin,
-            config.batch_size,
-            progress,
-        )
-        for name, per_split in sizes.items():
-            report["configs"][name]["bytes"] = per_split
-            if name in report["modes"]:  # the best form: the mode's own config
-                report["modes"][name]["bytes"] = per_split
-        (work / REPORT_FILE).write_text(json.dumps(report, indent=2, sort_keys=False) + "\n", encoding="utf-8")
-        write_dataset_card(work, report, table=table, repo_id=repo_id, note=card_note)
-        out_dir = work if output is None else _publish(work, output)
-    except BaseException:
-        if output is not None:
-            _remove(work)
-        raise
+        tmp: tempfile.TemporaryDirectory | None = None
+        if output is None:
+            tmp = tempfile.TemporaryDirectory(prefix="karma-build-")
+            work = Path(tmp.name)
+        else:
+            work = _partial_path(output)
+        writer: OutputWriter | None = None
+        try:
+            if output is not None:  # inside the try: an interrupt right after mkdir still cleans up
+                _make_partial(output, work)
+            writer = OutputWriter(work, {name: form for name, _, form in config.configs()})
+            decide_and_write(ctx, data, is_test, writer, stats, bars("Writing pairs"))  # pass 2
+            sizes = writer.close()
+            writer = None
+            report = build_report(
+                config,
+                source_id=source_id,
+                source_format=source.name,
+                revision=revision,
+                stats=stats,
+                vocab=tuple(kin.models) + tuple(m for m in table.known_unscored if m not in kin.index),
+                is_test=is_test,
+                kin=kin,
+                table=table,
+                command=command,
+                truthfulqa_questions=truthfulqa_questions,
+            )
+            _check_some_pairs(report, source_id)
+            if dataset is None and not has_splits(config.source):
+                report["source"]["split"] = None  # a single file has no splits: none was used
+            for name, per_split in sizes.items():
+                report["configs"][name]["bytes"] = per_split
+                if name in report["modes"]:  # the best form: the mode's own config
+                    report["modes"][name]["bytes"] = per_split
+            (work / REPORT_FILE).write_text(json.dumps(report, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+            write_dataset_card(work, report, table=table, repo_id=repo_id, note=card_note)
+            out_dir = work if output is None else _publish(work, output)
+        except BaseException:
+            if writer is not None:
+                writer.abort()
+            if output is not None:
+                _remove(work)
+            elif tmp is not None:
+                tmp.cleanup()
+            raise
     return BuildResult(
         report=report,
         kinship=kin,
         table=table,
         output=out_dir,
         cache_dir=str(cache_dir) if cache_dir else None,
-        statuses={mode: dec.status for mode, dec in decisions.items()},
+        statuses=stats.statuses,
         _tmp=tmp,
     )
 
 
-def config_items(config: BuildConfig, rows: Rows, decisions: dict[str, Decision], kin: Kinship) -> dict[str, Items]:
-    """The rows of every config (:meth:`BuildConfig.configs`): the mode's decisions in each form."""
-    from karma_hf.pairs.writer import Items, best_items, unpaired_items
+def _prepare_h4(ctx: Any) -> int | None:
+    """The ``h4`` recipe's inputs: a source with ``overall_score``, and the TruthfulQA questions;
+    returns the number of questions read (None without a question file)."""
+    from karma_hf.pairs.exclusions import check_overall_score, question_values, read_questions
 
-    out: dict[str, Items] = {}
-    for name, mode, form in config.configs():
-        dec = decisions[mode]
-        best = best_items(dec.status, dec.chosen_pos, dec.rejected_pos)
-        if form == "best":
-            out[name] = best
-        elif form == "unpaired":
-            out[name] = unpaired_items(best)
-        elif form == "all":
-            pairs = rows.kin_pairs(kin, mode, config.max_pairs_per_prompt)
-            out[name] = Items("all", pairs.row, pairs.chosen_pos, pairs.rejected_pos, rank=pairs.pair_rank)
-        elif form == "ranked":
-            offsets, positions = rows.ranked_items(kin, best.row)
-            out[name] = Items("ranked", best.row, best.pos, best.other, lists=offsets, list_pos=positions)
-        else:  # pragma: no cover - BuildConfig checks the forms
-            raise KarmaError(f"unknown form {form!r}")
-    return out
-
-
-def _prepare_h4(rows: Rows, ds: datasets.Dataset, source: SourceSchema, config: BuildConfig) -> int | None:
-    """The ``h4`` recipe's inputs: each completion's overall_score and the TruthfulQA rows; returns
-    the number of TruthfulQA questions read (None without a question file)."""
-    from karma_hf.pairs.exclusions import overall_scores, read_questions, row_exclusions
-
-    table = ds.data.table
-    h4_rating = config.rating == "overall_score"
-    rows.overall = rows.rating if h4_rating else overall_scores(table, source, config.batch_size)
+    config = ctx.config
+    if config.rating != "overall_score":
+        check_overall_score(ctx.source)
     questions = read_questions(config.truthfulqa_questions) if config.truthfulqa_questions else None
-    rows.row_exclusion = row_exclusions(table, source, questions, config.batch_size)
+    ctx.questions = question_values(questions)
     return len(questions) if questions is not None else None
 
 
-def _parse(ds: datasets.Dataset, source: SourceSchema, config: BuildConfig, schema: Any, progress: bool) -> Any:
-    """The source's ``parse_batch`` over the dataset (Arrow batches; ``num_proc`` processes)."""
-    import datasets as hf_datasets
+@contextmanager
+def _progress(enabled: bool, total: int):
+    """``bars(description)``: a callback advancing a rich progress bar of ``total`` rows (None when
+    ``enabled`` is false)."""
+    if not enabled:
+        yield lambda description: None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    was_disabled = hf_datasets.are_progress_bars_disabled()
-    if not progress:
-        hf_datasets.disable_progress_bars()
+    bar = Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), transient=True
+    )
+
+    def bars(description: str):
+        task = bar.add_task(description, total=total)
+        return lambda n: bar.update(task, advance=n)
+
+    bar.start()
     try:
-        parsed = ds.with_format("arrow").map(
-            source.parse_batch,
-            batched=True,
-            batch_size=config.batch_size,
-            num_proc=config.num_proc,
-            remove_columns=ds.column_names,
-            fn_kwargs={"rating": config.rating},
-            keep_in_memory=True,
-            features=hf_datasets.Features.from_arrow_schema(schema),
-            desc="Parsing completions",
-        )
+        yield bars
     finally:
-        if not progress and not was_disabled:
-            hf_datasets.enable_progress_bars()
-    return parsed.data.table.combine_chunks()
+        bar.stop()
 
 
 # ------------------------------------------------------------------------------ checks
@@ -416,33 +386,13 @@ def _check_readable(ds: datasets.Dataset, source_id: str) -> None:
         raise KarmaError(f"no row of {source_id} could be read: row 0: {reasons[0].as_py()}")
 
 
-def _with_load_errors(ds: datasets.Dataset, parsed: Any) -> Any:
-    """Rows the loader could not read (:data:`~karma_hf.sources.loading.LOAD_ERROR_COLUMN`) are malformed."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    from karma_hf.sources.loading import LOAD_ERROR_COLUMN
-
-    if LOAD_ERROR_COLUMN not in ds.column_names:
-        return parsed
-    reasons = ds.data.table.column(LOAD_ERROR_COLUMN).combine_chunks()
-    unread = reasons.is_valid()
-    for name, value in (("malformed", reasons), ("prompt_id", pa.nulls(len(reasons), pa.string()))):
-        column = parsed.column(name).combine_chunks()
-        parsed = parsed.set_column(parsed.schema.get_field_index(name), name, pc.if_else(unread, value, column))
-    return parsed
-
-
-def _test_count(test_size: int | float, parsed: Any) -> int:
-    """``--test-size`` as a number of prompts: a fraction in (0, 1) of the distinct well-formed prompts
-    rounded up (as ``datasets``' ``train_test_split``), or the count itself."""
+def _test_count(test_size: int | float, total: int) -> int:
+    """``--test-size`` as a number of prompts: a fraction in (0, 1) of the ``total`` distinct
+    well-formed prompts rounded up (as ``datasets``' ``train_test_split``), or the count itself."""
     import math
-
-    import pyarrow.compute as pc
 
     check_test_size(test_size)
     if isinstance(test_size, float):
-        total = pc.count_distinct(parsed.column("prompt_id")).as_py()
         return math.ceil(test_size * total)
     return int(test_size)
 

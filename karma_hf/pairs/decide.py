@@ -42,7 +42,9 @@ The random draws are a hash of ``(seed, row index, model)``, so they do not depe
 ``num_proc`` or the order of completions inside a row.
 
 The test split (:func:`test_split`) is a seeded hash-ranking of the distinct ``prompt_id``
-values: the same prompts are held out in every mode.
+values (:func:`test_keys`): the same prompts are held out in every mode. Decisions are made per
+batch of source rows (:attr:`Rows.start` keeps the draws those of the source row), with one
+selection per distinct candidate set of the whole source (the ``cache`` arguments).
 """
 
 from __future__ import annotations
@@ -91,6 +93,7 @@ class CandidateSets:
 
     todo: np.ndarray  # rows
     first: np.ndarray  # per set: index in todo of its first row
+    set_keys: list  # per set: a hashable key of its members (the same set gets the same key in every batch)
     inverse: np.ndarray  # per todo row: its set
     members: list[np.ndarray]  # per set: the model codes, ascending
     keys: np.ndarray  # sorted row * k + code of every candidate
@@ -123,6 +126,8 @@ class Rows:
     overall: np.ndarray | None = None
     #: int8 (n,): 0, or the drop code of a TruthfulQA row (``excluded_source`` / ``truthfulqa_copy``)
     row_exclusion: np.ndarray | None = None
+    #: source index of row 0 (a batch of a larger source: the seeded draws hash the source index)
+    start: int = 0
 
     def __post_init__(self) -> None:
         if self.excluded is None:
@@ -137,6 +142,7 @@ class Rows:
         kin: Kinship,
         known_unscored: tuple[str, ...],
         excluded_models: tuple[str, ...] = (),
+        start: int = 0,
     ) -> Rows:
         import pyarrow.compute as pc
 
@@ -179,6 +185,7 @@ class Rows:
             unknown_names=unknown_names,
             excluded=excluded,
             excluded_names=tuple(excluded_models),
+            start=start,
         )
 
     # ------------------------------------------------------------------ helpers
@@ -261,16 +268,19 @@ class Rows:
         if k <= 52:  # the candidate set as one exact integer key (a sum of distinct powers of two)
             row_key = np.bincount(pos[rows], weights=np.ldexp(1.0, codes), minlength=todo.size)
             set_keys, first, inverse = np.unique(row_key, return_index=True, return_inverse=True)
+            hashable: list = set_keys.tolist()
         else:
             member = np.zeros((todo.size, k), dtype=bool)
             member[pos[rows], codes] = True
             set_keys, first, inverse = np.unique(
                 np.packbits(member, axis=1), axis=0, return_index=True, return_inverse=True
             )
+            hashable = [row.tobytes() for row in set_keys]
         row_start = np.searchsorted(pos[rows], np.arange(todo.size + 1))
         return CandidateSets(
             todo=todo,
             first=first,
+            set_keys=hashable,
             inverse=inverse.reshape(-1),
             members=[codes[row_start[i] : row_start[i + 1]] for i in first],
             keys=sorted_keys,
@@ -278,8 +288,12 @@ class Rows:
             k=k,
         )
 
-    def decide_karma(self, kin: Kinship, mode: str) -> Decision:
+    def decide_karma(self, kin: Kinship, mode: str, cache: dict | None = None) -> Decision:
+        """``cache``: outcomes by candidate set, kept across the batches of one build (one
+        :meth:`Kinship.select` per distinct set of the whole source)."""
         from karma_hf.kinship import Pair
+
+        cache = {} if cache is None else cache
 
         status, candidate = self._karma_candidates()
         chosen = np.full(self.n, -1, dtype=np.int64)
@@ -288,13 +302,17 @@ class Rows:
         if todo.size:
             sets = self._candidate_sets(candidate, todo)
             outcome = np.zeros((len(sets.first), 3), dtype=np.int64)  # status, chosen code, rejected code
-            for j, codes in enumerate(sets.members):
-                result = kin.select(mode, [kin.models[c] for c in codes])
-                if isinstance(result, Pair):
-                    outcome[j] = (KEPT, kin.index[result.chosen], kin.index[result.rejected])
-                else:
-                    reason = "fewer_than_two_scored" if result.reason == "fewer_than_two" else result.reason
-                    outcome[j] = (STATUS[reason], -1, -1)
+            for j, (key, codes) in enumerate(zip(sets.set_keys, sets.members, strict=True)):
+                hit = cache.get(key)
+                if hit is None:
+                    result = kin.select(mode, [kin.models[c] for c in codes])
+                    if isinstance(result, Pair):
+                        hit = (KEPT, kin.index[result.chosen], kin.index[result.rejected])
+                    else:
+                        reason = "fewer_than_two_scored" if result.reason == "fewer_than_two" else result.reason
+                        hit = (STATUS[reason], -1, -1)
+                    cache[key] = hit
+                outcome[j] = hit
             per_row = outcome[sets.inverse]
             status[todo] = per_row[:, 0]
             kept = per_row[:, 0] == KEPT
@@ -303,9 +321,11 @@ class Rows:
             rejected[rows_kept] = self.position(sets.lookup(rows_kept, per_row[kept, 2]))
         return Decision(status, chosen, rejected)
 
-    def kin_pairs(self, kin: Kinship, mode: str, max_pairs: int | None = None) -> PairItems:
+    def kin_pairs(self, kin: Kinship, mode: str, max_pairs: int | None = None, cache: dict | None = None) -> PairItems:
         """Every kin pair of every row (``--form all``), in the mode's order within a row, at most
-        ``max_pairs`` per row; rows in source order."""
+        ``max_pairs`` per row; rows in source order. ``cache``: pairs by candidate set, kept across
+        batches."""
+        cache = {} if cache is None else cache
         status, candidate = self._karma_candidates()
         todo = np.flatnonzero(status == 0)
         empty = np.zeros(0, dtype=np.int64)
@@ -314,10 +334,17 @@ class Rows:
         sets = self._candidate_sets(candidate, todo)
         per_set_c: list[np.ndarray] = []
         per_set_r: list[np.ndarray] = []
-        for codes in sets.members:
-            pairs = kin.all_pairs(mode, [kin.models[c] for c in codes])[:max_pairs]
-            per_set_c.append(np.array([kin.index[p.chosen] for p in pairs], dtype=np.int64))
-            per_set_r.append(np.array([kin.index[p.rejected] for p in pairs], dtype=np.int64))
+        for key, codes in zip(sets.set_keys, sets.members, strict=True):
+            hit = cache.get(key)
+            if hit is None:
+                pairs = kin.all_pairs(mode, [kin.models[c] for c in codes])[:max_pairs]
+                hit = (
+                    np.array([kin.index[p.chosen] for p in pairs], dtype=np.int64),
+                    np.array([kin.index[p.rejected] for p in pairs], dtype=np.int64),
+                )
+                cache[key] = hit
+            per_set_c.append(hit[0])
+            per_set_r.append(hit[1])
         n_pairs = np.array([len(c) for c in per_set_c], dtype=np.int64)
         set_start = np.concatenate([[0], np.cumsum(n_pairs)[:-1]])
         counts = n_pairs[sets.inverse]
@@ -334,15 +361,17 @@ class Rows:
             pair_rank=(within + 1).astype(np.int32),
         )
 
-    def ranked_items(self, kin: Kinship, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def ranked_items(
+        self, kin: Kinship, rows: np.ndarray, rank_of: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """``--form ranked``: for each of ``rows``, the positions of its candidates (scored, non-empty;
         one per model, the later completion of a repeated one) ordered by S_pref, best first (equal
         S_pref by model id). Returns ``(offsets, positions)``: row ``rows[i]``'s list is
         ``positions[offsets[i]:offsets[i + 1]]``."""
         _, candidate = self._karma_candidates()
         sets = self._candidate_sets(candidate, np.asarray(rows, dtype=np.int64))
-        rank_of = np.empty(sets.k, dtype=np.int64)
-        rank_of[[kin.index[m] for m in kin.ranking()]] = np.arange(sets.k)
+        if rank_of is None:
+            rank_of = model_ranks(kin)
         item_rows, codes = np.divmod(sets.keys, sets.k)
         order = np.lexsort((rank_of[codes], item_rows))
         flat = sets.flat[order]
@@ -364,7 +393,7 @@ class Rows:
             rows = self.parent[flat]
             best = np.full(self.n, -np.inf)
             np.maximum.at(best, rows, self.rating[flat])
-            draw = hash_uniform(seed, rows, self.code[flat])
+            draw = hash_uniform(seed, rows + self.start, self.code[flat])
             top = self.rating[flat] == best[rows]
             for mask, target in ((top, chosen), (~top, rejected)):
                 sub = flat[mask]
@@ -400,7 +429,7 @@ class Rows:
             chosen_flat[first_rows] = flat[top][first]
             other = flat != chosen_flat[rows]
             sub, sub_rows = flat[other], rows[other]
-            order = np.lexsort((hash_uniform(seed, sub_rows, self.code[sub]), sub_rows))
+            order = np.lexsort((hash_uniform(seed, sub_rows + self.start, self.code[sub]), sub_rows))
             picked_rows, picked = np.unique(sub_rows[order], return_index=True)
             chosen[first_rows] = self.position(chosen_flat[first_rows])
             rejected[picked_rows] = self.position(sub[order][picked])
@@ -421,34 +450,57 @@ def hash_uniform(seed: int, rows: np.ndarray, codes: np.ndarray) -> np.ndarray:
     return z
 
 
-def test_split(prompt_ids: pa.ChunkedArray, test_size: int | float, seed: int) -> np.ndarray:
-    """Boolean mask of rows whose prompt is held out (same prompts for every mode)."""
+def model_ranks(kin: Kinship) -> np.ndarray:
+    """Per model index: its place in :meth:`Kinship.ranking` (0 = best S_pref)."""
+    rank_of = np.empty(len(kin.models), dtype=np.int64)
+    rank_of[[kin.index[m] for m in kin.ranking()]] = np.arange(len(kin.models))
+    return rank_of
+
+
+def test_keys(prompt_ids: pa.Array, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """The test-split ranking key of each row: the first 16 bytes of ``sha256("karma-test-split:
+    <seed>:" + prompt_id)`` as two big-endian uint64 columns (n, 2), and whether the row has a
+    prompt id (malformed rows have none). 16 bytes order the prompts exactly as the whole digest
+    does unless two distinct prompts share a 128-bit prefix."""
     import pyarrow as pa
-    import pyarrow.compute as pc
 
     ids = prompt_ids.combine_chunks() if isinstance(prompt_ids, pa.ChunkedArray) else prompt_ids
-    distinct = [p for p in pc.unique(ids.drop_null()).to_pylist()]
-    total = len(distinct)
-    if isinstance(test_size, float) and not float(test_size).is_integer():
-        if not 0.0 < test_size < 1.0:
-            raise KarmaError(f"--test-size must be a count of prompts or a fraction in (0, 1), got {test_size}")
-        count = int(round(total * test_size))
-    else:
-        count = int(test_size)
-        if count < 0:
-            raise KarmaError(f"--test-size must be >= 0, got {test_size}")
-    if count and count >= total:
-        raise KarmaError(
-            f"--test-size {test_size} holds out {count} prompts but the source has only "
-            f"{total} distinct well-formed prompts; use a smaller --test-size"
-        )
+    valid = np.asarray(ids.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
     salt = f"karma-test-split:{seed}:".encode()
     sha = hashlib.sha256
-    # numpy sorts the 32-byte digests as bytes (fixed width: trailing NULs compare as padding)
-    keys = np.fromiter((sha(salt + p.encode("ascii")).digest() for p in distinct), dtype="S32", count=total)
-    order = np.argsort(keys, kind="stable")[:count]
-    held = pa.array(distinct, type=pa.string()).take(pa.array(order))
-    return np.asarray(pc.is_in(ids, value_set=held).fill_null(False).to_numpy(zero_copy_only=False), dtype=bool)
+    zero = bytes(16)
+    digests = b"".join(sha(salt + p.encode("ascii")).digest()[:16] if p is not None else zero for p in ids.to_pylist())
+    keys = np.frombuffer(digests, dtype=">u8").astype(np.uint64).reshape(-1, 2)
+    return keys, valid
+
+
+def count_prompts(keys: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+    """Rows with a prompt id sorted by key (``rows``), each one's distinct-prompt rank, and the
+    number of distinct prompts."""
+    rows = np.flatnonzero(valid)
+    k = keys[rows]
+    order = np.lexsort((k[:, 1], k[:, 0]))
+    rows, k = rows[order], k[order]
+    new = np.ones(rows.size, dtype=bool)
+    new[1:] = (k[1:] != k[:-1]).any(axis=1)
+    rank = np.cumsum(new) - 1
+    return rows, rank, int(rank[-1] + 1) if rank.size else 0
+
+
+def test_split(rows: np.ndarray, rank: np.ndarray, total: int, n: int, count: int) -> np.ndarray:
+    """Boolean mask of the ``n`` rows whose prompt is held out (same prompts for every mode): the
+    ``count`` distinct prompts with the smallest keys (:func:`test_keys`, :func:`count_prompts`: a
+    seeded hash-ranking of the distinct ``prompt_id`` values)."""
+    if count < 0:
+        raise KarmaError(f"--test-size must be >= 0, got {count}")
+    if count and count >= total:
+        raise KarmaError(
+            f"--test-size {count} holds out {count} prompts but the source has only "
+            f"{total} distinct well-formed prompts; use a smaller --test-size"
+        )
+    is_test = np.zeros(n, dtype=bool)
+    is_test[rows[rank < count]] = True
+    return is_test
 
 
 @dataclass(frozen=True)
@@ -480,8 +532,17 @@ def decide_rlaif(rows: Rows, options: BaselineOptions) -> Decision:
 BASELINES: dict[str, Callable[[Rows, BaselineOptions], Decision]] = {"rlaif": decide_rlaif}
 
 
-def decide(rows: Rows, mode: str, kin: Kinship, seed: int, *, rlaif_recipe: str = DEFAULT_RLAIF_RECIPE) -> Decision:
-    """The decision of ``mode`` for every row: a baseline's own function, else kinship selection."""
+def decide(
+    rows: Rows,
+    mode: str,
+    kin: Kinship,
+    seed: int,
+    *,
+    rlaif_recipe: str = DEFAULT_RLAIF_RECIPE,
+    cache: dict | None = None,
+) -> Decision:
+    """The decision of ``mode`` for every row: a baseline's own function, else kinship selection
+    (``cache``: selections by candidate set, shared by the batches of one build)."""
     if mode in BASELINES:
         return BASELINES[mode](rows, BaselineOptions(seed=seed, rlaif_recipe=rlaif_recipe))
-    return rows.decide_karma(kin, mode)
+    return rows.decide_karma(kin, mode, cache)

@@ -86,27 +86,35 @@ def read_questions(path: str | Path) -> list[str]:
 def row_exclusions(table: pa.Table, source: SourceSchema, questions: list[str] | None, batch_size: int) -> np.ndarray:
     """Per source row: 0, ``STATUS["excluded_source"]`` (label ``truthful_qa``) or
     ``STATUS["truthfulqa_copy"]`` (instruction in ``questions``), in source order."""
+    question_set = question_values(questions)
+    table = table.select([c for c in source.text_columns if c in table.column_names])
+    parts = [batch_exclusions(batch, source, question_set) for batch in table.to_batches(max_chunksize=batch_size)]
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int8)
+
+
+def question_values(questions: list[str] | None) -> pa.Array | None:
+    """The normalised distinct ``questions`` (what :func:`batch_exclusions` matches against)."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    question_set = pc.unique(normalise(pa.array(questions or [], type=pa.string())))
-    table = table.select([c for c in source.text_columns if c in table.column_names])
-    out = np.zeros(table.num_rows, dtype=np.int8)
-    start = 0
-    for batch in table.to_batches(max_chunksize=batch_size):
-        n = batch.num_rows
-        texts = source.texts(batch)
-        if questions:
-            copy = pc.is_in(normalise(texts.prompt), value_set=question_set).fill_null(False)
-            out[start : start + n][np.asarray(copy.to_numpy(zero_copy_only=False), dtype=bool)] = STATUS[
-                "truthfulqa_copy"
-            ]
-        if texts.label is not None:
-            labelled = pc.is_in(texts.label.cast(pa.string()), value_set=pa.array(EXCLUDED_LABELS)).fill_null(False)
-            out[start : start + n][np.asarray(labelled.to_numpy(zero_copy_only=False), dtype=bool)] = STATUS[
-                "excluded_source"
-            ]
-        start += n
+    if not questions:
+        return None
+    return pc.unique(normalise(pa.array(questions, type=pa.string())))
+
+
+def batch_exclusions(batch: pa.RecordBatch, source: SourceSchema, question_set: pa.Array | None) -> np.ndarray:
+    """:func:`row_exclusions` of one batch (``question_set``: :func:`question_values`)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    out = np.zeros(batch.num_rows, dtype=np.int8)
+    texts = source.texts(batch)
+    if question_set is not None and len(question_set):
+        copy = pc.is_in(normalise(texts.prompt), value_set=question_set).fill_null(False)
+        out[np.asarray(copy.to_numpy(zero_copy_only=False), dtype=bool)] = STATUS["truthfulqa_copy"]
+    if texts.label is not None:
+        labelled = pc.is_in(texts.label.cast(pa.string()), value_set=pa.array(EXCLUDED_LABELS)).fill_null(False)
+        out[np.asarray(labelled.to_numpy(zero_copy_only=False), dtype=bool)] = STATUS["excluded_source"]
     return out
 
 
@@ -115,11 +123,7 @@ def overall_scores(table: pa.Table, source: SourceSchema, batch_size: int) -> np
     ``overall_score`` rating, NaN where null or not a number."""
     import pyarrow.compute as pc
 
-    if "overall_score" not in source.rating_methods:
-        raise KarmaError(
-            f"--rlaif-recipe h4 needs an overall_score rating, which {source.name} sources do not have; "
-            "use --rlaif-recipe argilla"
-        )
+    check_overall_score(source)
     parts = [
         pc.list_flatten(source.parse_batch(rb, "overall_score").column("rating").combine_chunks())
         for rb in table.to_batches(max_chunksize=batch_size)
@@ -128,3 +132,12 @@ def overall_scores(table: pa.Table, source: SourceSchema, batch_size: int) -> np
     if not parts:
         return np.zeros(0, dtype=np.float64)
     return np.concatenate([p.to_numpy(zero_copy_only=False).astype(np.float64) for p in parts])
+
+
+def check_overall_score(source: SourceSchema) -> None:
+    """The ``h4`` recipe ranks by ``overall_score``: a source without one is an error."""
+    if "overall_score" not in source.rating_methods:
+        raise KarmaError(
+            f"--rlaif-recipe h4 needs an overall_score rating, which {source.name} sources do not have; "
+            "use --rlaif-recipe argilla"
+        )

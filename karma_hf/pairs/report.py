@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -13,11 +14,73 @@ from karma_hf.pairs.decide import KEPT, STATUS, Decision, Rows
 from karma_hf.pairs.exclusions import EXCLUDED_LABELS
 
 if TYPE_CHECKING:  # pragma: no cover
-    import pyarrow as pa
-
     from karma_hf.kinship import Kinship
     from karma_hf.pairs.writer import Items
     from karma_hf.scores import ScoreTable
+
+
+@dataclass
+class BuildStats:
+    """What the build report counts, gathered batch by batch (per-row state: one int8 status per
+    mode and row; everything else is a count)."""
+
+    n: int
+    modes: tuple[str, ...]
+    configs: tuple[tuple[str, str, str], ...]  # (name, mode, form)
+    statuses: dict[str, np.ndarray] = field(default_factory=dict)
+    pair_counts: dict[str, dict[tuple[int, int], int]] = field(default_factory=dict)
+    config_rows: dict[str, dict[str, int]] = field(default_factory=dict)
+    malformed: int = 0
+    malformed_examples: list[tuple[int, str]] = field(default_factory=list)
+    unknown: dict[str, int] = field(default_factory=dict)
+    excluded: dict[str, int] = field(default_factory=dict)
+    empty_completions: int = 0
+    test_prompts: int = 0
+
+    def __post_init__(self) -> None:
+        for mode in self.modes:
+            self.statuses[mode] = np.zeros(self.n, dtype=np.int8)
+            self.pair_counts[mode] = {}
+        for name, _, _ in self.configs:
+            self.config_rows[name] = {"rows": 0, "test": 0, "source_rows": 0}
+
+    def add_scan(self, rows: Rows, reasons: list[tuple[int, str]]) -> None:
+        """The parsed rows of one batch (``reasons``: its malformed rows, source index and reason)."""
+        self.malformed += len(reasons)
+        self.malformed_examples.extend(reasons[: max(0, 20 - len(self.malformed_examples))])
+        for name, count in rows.unknown_counts().items():
+            self.unknown[name] = self.unknown.get(name, 0) + count
+        for name, count in rows.excluded_counts().items():
+            self.excluded[name] = self.excluded.get(name, 0) + count
+        self.empty_completions += int((rows.empty & ~rows.malformed[rows.parent]).sum())
+
+    def unknown_counts(self) -> dict[str, int]:
+        """As :meth:`Rows.unknown_counts`: most completions first, then by name."""
+        return dict(sorted(self.unknown.items(), key=lambda kv: (-kv[1], kv[0])))
+
+    def add_decisions(self, rows: Rows, decisions: dict[str, Decision]) -> None:
+        """One batch's decisions (rows ``rows.start`` on)."""
+        width = np.int64(len(rows.vocab))
+        for mode, dec in decisions.items():
+            self.statuses[mode][rows.start : rows.start + rows.n] = dec.status
+            kept_rows = np.flatnonzero(dec.status == KEPT)
+            if not kept_rows.size:
+                continue
+            c = rows.code[rows.offsets[kept_rows] + dec.chosen_pos[kept_rows]]
+            r = rows.code[rows.offsets[kept_rows] + dec.rejected_pos[kept_rows]]
+            keys, counts = np.unique(c * width + r, return_counts=True)  # one 1-D key per (chosen, rejected)
+            pairs = self.pair_counts[mode]
+            for key, n in zip(keys.tolist(), counts.tolist(), strict=True):
+                pair = (key // int(width), key % int(width))
+                pairs[pair] = pairs.get(pair, 0) + n
+
+    def add_items(self, items: dict[str, Items], is_test: np.ndarray) -> None:
+        """One batch's rows of every config (``is_test``: per batch row)."""
+        for name, it in items.items():
+            counts = self.config_rows[name]
+            counts["rows"] += len(it)
+            counts["test"] += int(is_test[it.row].sum())
+            counts["source_rows"] += int(np.unique(it.row).size)
 
 
 def build_report(
@@ -26,48 +89,34 @@ def build_report(
     source_id: str,
     source_format: str,
     revision: str | None,
-    rows: Rows,
-    parsed: pa.Table,
-    decisions: dict[str, Decision],
-    items: dict[str, Items] | None = None,
+    stats: BuildStats,
+    vocab: tuple[str, ...],
     is_test: np.ndarray,
     kin: Kinship,
     table: ScoreTable,
-    unknown: dict[str, int],
     command: str | None,
     truthfulqa_questions: int | None = None,
 ) -> dict[str, Any]:
     """Every count of a build, per mode (the card is rendered from this dict alone)."""
-    malformed_rows = np.flatnonzero(rows.malformed)
     modes: dict[str, Any] = {}
-    for mode, dec in decisions.items():
-        kept = dec.status == KEPT
-        dropped = {reason: int((dec.status == STATUS[reason]).sum()) for reason in DROP_REASONS}
-        pair_counts: dict[tuple[str, str], int] = {}
-        kept_rows = np.flatnonzero(kept)
-        if kept_rows.size:
-            c = rows.code[rows.offsets[kept_rows] + dec.chosen_pos[kept_rows]]
-            r = rows.code[rows.offsets[kept_rows] + dec.rejected_pos[kept_rows]]
-            width = np.int64(len(rows.vocab))
-            keys, counts = np.unique(c * width + r, return_counts=True)  # one 1-D key per (chosen, rejected)
-            pair_counts = {
-                (rows.vocab[int(key // width)], rows.vocab[int(key % width)]): int(n)
-                for key, n in zip(keys, counts, strict=True)
-            }
+    for mode in stats.modes:
+        status = stats.statuses[mode]
+        kept = status == KEPT
+        by_code = np.bincount(status, minlength=len(DROP_REASONS) + 1)
+        dropped = {reason: int(by_code[STATUS[reason]]) for reason in DROP_REASONS}
+        pair_counts = {(vocab[a], vocab[b]): n for (a, b), n in stats.pair_counts[mode].items()}
         top = sorted(pair_counts.items(), key=lambda kv: (-kv[1], kv[0]))[:10]
+        train = int((kept & ~is_test).sum())
         modes[mode] = {
             "description": _description(mode, config),
-            "rows": int(rows.n),
+            "rows": int(stats.n),
             "kept": int(kept.sum()),
             "dropped": dropped,
-            "splits": {
-                "train": int((kept & ~is_test).sum()),
-                "test": int((kept & is_test).sum()),
-                "train_sft": int((kept & ~is_test).sum()),
-            },
+            "splits": {"train": train, "test": int((kept & is_test).sum()), "train_sft": train},
             "distinct_pairs": len(pair_counts),
             "top_pairs": [{"chosen": a, "rejected": b, "count": n} for (a, b), n in top],
         }
+    unknown = stats.unknown_counts()
     return {
         "karma_hf_version": __version__,
         "source": {
@@ -76,7 +125,7 @@ def build_report(
             "description": _source_description(source_format),
             "revision": revision,
             "split": config.split,
-            "rows": int(rows.n),
+            "rows": int(stats.n),
         },
         "rating": config.rating,
         "rlaif": _rlaif_record(config, truthfulqa_questions) if "rlaif" in config.modes else None,
@@ -84,16 +133,14 @@ def build_report(
         "tau": float(config.tau),
         "seed": int(config.seed),
         "test_size": config.test_size,
-        "test_prompts": _distinct(parsed.column("prompt_id"), is_test),
+        "test_prompts": stats.test_prompts,
         "ignore_unknown_models": bool(config.ignore_unknown_models),
         "skipped_completions": {
             "unknown_model": unknown if config.ignore_unknown_models else {},
-            "excluded_model": rows.excluded_counts(),
+            "excluded_model": {name: stats.excluded.get(name, 0) for name in config.excluded_models},
         },
-        "empty_completions": int((rows.empty & ~rows.malformed[rows.parent]).sum()),
-        "malformed_examples": [
-            {"row": int(i), "reason": rows.malformed_reason(parsed, int(i))} for i in malformed_rows[:20]
-        ],
+        "empty_completions": stats.empty_completions,
+        "malformed_examples": [{"row": int(i), "reason": reason} for i, reason in stats.malformed_examples],
         "drop_reasons": DROP_REASON_HELP,
         "scores": {
             "source": ", ".join(public_name(p) for p in table.source.split(", ")),
@@ -106,36 +153,25 @@ def build_report(
         "forms": list(config.forms),
         "max_pairs_per_prompt": config.max_pairs_per_prompt,
         "configs": {
-            name: _config_record(mode, form, (items or {}).get(name), is_test) for name, mode, form in config.configs()
+            name: _config_record(mode, form, stats.config_rows[name]) for name, mode, form in config.configs()
         },
         "command": command or config.to_command(),
     }
 
 
-def _distinct(prompt_ids: pa.ChunkedArray, mask: np.ndarray) -> int:
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    if not mask.any():
-        return 0
-    return int(pc.count_distinct(prompt_ids.filter(pa.array(mask))).as_py())
-
-
-def _config_record(mode: str, form: str, items: Items | None, is_test: np.ndarray) -> dict[str, Any]:
+def _config_record(mode: str, form: str, counts: dict[str, int]) -> dict[str, Any]:
     """One config (a mode in a form): its rows per split and the source rows they come from."""
     from karma_hf.layout import FORMS
 
-    rows = items.row if items is not None else np.zeros(0, dtype=np.int64)
-    test = is_test[rows]
-    train, n_test = int((~test).sum()), int(test.sum())
-    counts = {"train": train, "test": n_test, "train_sft": train}
+    train, n_test = counts["rows"] - counts["test"], counts["test"]
+    split_rows = {"train": train, "test": n_test, "train_sft": train}
     return {
         "mode": mode,
         "form": form,
         "description": FORMS[form].help,
-        "rows": int(rows.size),
-        "source_rows": int(np.unique(rows).size),
-        "splits": {split: counts[split] for split in FORMS[form].splits},
+        "rows": int(counts["rows"]),
+        "source_rows": int(counts["source_rows"]),
+        "splits": {split: split_rows[split] for split in FORMS[form].splits},
     }
 
 

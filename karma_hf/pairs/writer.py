@@ -1,11 +1,12 @@
 """Streaming every config's rows to parquet: one file per (config, split), configs written concurrently.
 
-One pass over the source's text columns (Arrow record batches) serves every config: for each
-batch, the rows of each config (a mode in a form, :data:`karma_hf.layout.FORMS`) are gathered
-straight into their split (train rows and test rows are taken separately, never filtered
-afterwards) and handed to that config's writer thread. Parquet encoding and compression release
-the GIL, so the configs' files are encoded in parallel while the main thread gathers the next
-batch; at most two batches per config wait in line, so memory stays bounded by the batch size.
+The builder hands :class:`OutputWriter` one source batch at a time (:class:`Batch`: its texts and
+its decided rows) with the rows of each config (a mode in a form, :data:`karma_hf.layout.FORMS`);
+they are gathered with Arrow ``take`` straight into their split (train rows and test rows are
+taken separately, never filtered afterwards) and handed to that config's writer thread. Parquet
+encoding and compression release the GIL, so the configs' files are encoded in parallel while the
+main thread parses, decides and gathers the next batch; at most two batches per config wait in
+line, so memory stays bounded by the batch size, whatever the size of the source.
 
 ``train_sft`` has no file of its own: the card declares it on ``train``'s shards
 (:data:`karma_hf.layout.SPLIT_FILES`), so its bytes are stored and uploaded once.
@@ -18,7 +19,7 @@ from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -26,12 +27,11 @@ from karma_hf.layout import DEFAULT_FORM, FORMS, form_schema, shard_name, shard_
 from karma_hf.sources.messages import append_message, message_type
 
 if TYPE_CHECKING:  # pragma: no cover
-    import datasets
     import pyarrow as pa
 
     from karma_hf.kinship import Kinship
     from karma_hf.pairs.decide import Rows
-    from karma_hf.sources.registry import SourceSchema, SourceTexts
+    from karma_hf.sources.registry import SourceTexts
 
 ROW_GROUP_SIZE = 1000
 #: Batches that may wait for one config's writer thread before the reader blocks.
@@ -92,6 +92,7 @@ class ConfigWriter:
     """The files of one config, fed from the reader and written by a thread of their own."""
 
     def __init__(self, folder: Path, form: str) -> None:
+        self.folder = folder
         schema = form_schema(form)
         self.writers = {
             split: SplitWriter(folder / shard_name(split), schema)
@@ -114,7 +115,10 @@ class ConfigWriter:
         while self.pending:
             self.pending.popleft().result()
         self.pool.shutdown()
-        return {split: writer.close() for split, writer in self.writers.items()}
+        sizes = {split: writer.close() for split, writer in self.writers.items()}
+        if not any(size["num_examples"] for size in sizes.values()):
+            self.folder.rmdir()  # a config without rows is not written at all
+        return sizes
 
     def abort(self) -> None:
         for future in self.pending:
@@ -189,10 +193,9 @@ def _floats(values: np.ndarray) -> pa.Array:
 
 @dataclass
 class Batch:
-    """What every config's tables of one source batch are gathered from."""
+    """What every config's tables of one source batch are gathered from (rows numbered in the batch)."""
 
     texts: SourceTexts
-    start: int
     rows: Rows
     kin: Kinship
     prompt_ids: pa.Array
@@ -233,8 +236,7 @@ def pair_table(batch: Batch, items: Items, sel: np.ndarray) -> pa.Table:
     import pyarrow as pa
 
     rows = batch.rows
-    row = items.row[sel]
-    local = row - batch.start
+    row = local = items.row[sel]
     c_flat = rows.offsets[row] + items.pos[sel]
     r_flat = rows.offsets[row] + items.other[sel]
     c_code, r_code = rows.code[c_flat], rows.code[r_flat]
@@ -277,7 +279,7 @@ def unpaired_table(batch: Batch, items: Items, sel: np.ndarray) -> pa.Table:
     chosen_pos = np.where(label, items.pos[sel], items.other[sel])
     rejected_pos = np.where(label, items.other[sel], items.pos[sel])
     pairs = pair_table(batch, Items("best", items.row[sel], chosen_pos, rejected_pos), np.arange(len(sel)))
-    local = items.row[sel] - batch.start
+    local = items.row[sel]
     completion = _messages([("assistant", batch.responses(local, items.pos[sel]))], len(sel))
     meta = [pairs.column(name) for name in form_schema("unpaired").names[3:]]
     return pa.table(
@@ -291,8 +293,7 @@ def ranked_table(batch: Batch, items: Items, sel: np.ndarray) -> pa.Table:
 
     assert items.lists is not None and items.list_pos is not None
     rows = batch.rows
-    row = items.row[sel]
-    local = row - batch.start
+    row = local = items.row[sel]
     starts, stops = items.lists[sel], items.lists[sel + 1]
     counts = stops - starts
     take = np.concatenate([np.arange(a, b) for a, b in zip(starts, stops, strict=True)] or [np.zeros(0, np.int64)])
@@ -302,7 +303,7 @@ def ranked_table(batch: Batch, items: Items, sel: np.ndarray) -> pa.Table:
     code = rows.code[flat]
     best = np.repeat(code[np.concatenate([[0], np.cumsum(counts)[:-1]])] if len(sel) else code[:0], counts)
     outer = pa.array(np.concatenate([[0], np.cumsum(counts)]).astype(np.int32))
-    completions = _messages([("assistant", batch.responses(row_rep - batch.start, pos))], len(pos))
+    completions = _messages([("assistant", batch.responses(row_rep, pos))], len(pos))
     prompt_col, _ = batch.prompt(local)
     return pa.table(
         [
@@ -322,80 +323,48 @@ def ranked_table(batch: Batch, items: Items, sel: np.ndarray) -> pa.Table:
 TABLES = {"best": pair_table, "all": pair_table, "unpaired": unpaired_table, "ranked": ranked_table}
 
 
-def write_outputs(
-    ds: datasets.Dataset,
-    source: SourceSchema,
-    out_dir: Path,
-    configs: dict[str, Items],
-    rows: Rows,
-    prompt_ids: pa.Array,
-    is_test: np.ndarray,
-    kin: Kinship,
-    batch_size: int,
-    progress: bool,
-) -> dict[str, dict[str, dict[str, int]]]:
-    """Write ``out_dir/<config>/<split>-00000-of-00001.parquet`` for every config; return the sizes
-    per config and split (``train_sft`` repeats ``train``'s, whose files it reads).
+class OutputWriter:
+    """Every config's files: ``out_dir/<config>/<split>-00000-of-00001.parquet``, fed batch by batch."""
 
-    The texts come from ``source.texts`` (the only place that knows the source's columns);
-    every other column comes from the items, the parsed rows and the kinship.
-    """
-    import pyarrow as pa
+    def __init__(self, out_dir: Path, forms: dict[str, str]) -> None:
+        self.forms = forms
+        self.writers: dict[str, ConfigWriter] = {}
+        try:
+            for name, form in forms.items():
+                self.writers[name] = ConfigWriter(out_dir / name, form)
+        except BaseException:
+            self.abort()
+            raise
 
-    writers: dict[str, ConfigWriter] = {}
-    vocab = rows.vocab
-    k = rows.n_scored_models
-    table = ds.data.table
-    table = table.select([c for c in source.text_columns if c in table.column_names])
-    s_pref = np.concatenate([kin.s_pref, np.full(len(vocab) - k, np.nan)])
-    names = pa.array(list(vocab), type=pa.string())
-
-    bar: Any = None
-    if progress:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-        bar = Progress(
-            TextColumn("Writing pairs"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), transient=True
-        )
-        task = bar.add_task("write", total=rows.n)
-        bar.start()
-    try:
+    def add(self, batch: Batch, configs: dict[str, Items], is_test: np.ndarray) -> None:
+        """Gather the rows of every config from ``batch`` (``is_test``: per batch row) and queue them."""
         for name, items in configs.items():
-            writers[name] = ConfigWriter(out_dir / name, items.form)
-        start = 0
-        for record_batch in table.to_batches(max_chunksize=batch_size):
-            n = record_batch.num_rows
-            batch = Batch(source.texts(record_batch), start, rows, kin, prompt_ids, names, s_pref)
-            for name, items in configs.items():
-                lo, hi = np.searchsorted(items.row, [start, start + n])
-                if lo == hi:
-                    continue
-                span = np.arange(lo, hi)
-                test = is_test[items.row[span]]
-                tables = {}
-                for split, sel in (("train", span[~test]), ("test", span[test])):
-                    if sel.size:
-                        tables[split] = TABLES[items.form](batch, items, sel)
-                writers[name].submit(tables)
-            start += n
-            if bar is not None:
-                bar.update(task, advance=n)
+            if not len(items):
+                continue
+            test = is_test[items.row]
+            tables = {}
+            for split, sel in (("train", np.flatnonzero(~test)), ("test", np.flatnonzero(test))):
+                if sel.size:
+                    tables[split] = TABLES[items.form](batch, items, sel)
+            self.writers[name].submit(tables)
+
+    def close(self) -> dict[str, dict[str, dict[str, int]]]:
+        """Finish every file; return the sizes per config with rows and split (``train_sft``
+        repeats ``train``'s, whose files it reads)."""
         sizes: dict[str, dict[str, dict[str, int]]] = {}
-        for name, writer in writers.items():
+        for name, writer in self.writers.items():
             per_split = writer.close()
-            form = configs[name].form
+            if not any(size["num_examples"] for size in per_split.values()):
+                continue
             sizes[name] = {
                 split: per_split[split] if split in per_split else _alias_sizes(per_split[shard_split(split)])
-                for split in FORMS[form].splits
+                for split in FORMS[self.forms[name]].splits
             }
-    except BaseException:
-        for writer in writers.values():
+        return sizes
+
+    def abort(self) -> None:
+        for writer in self.writers.values():
             writer.abort()
-        raise
-    finally:
-        if bar is not None:
-            bar.stop()
-    return sizes
 
 
 def _alias_sizes(sizes: dict[str, int]) -> dict[str, int]:
@@ -403,4 +372,13 @@ def _alias_sizes(sizes: dict[str, int]) -> dict[str, int]:
     return {**sizes, "download_size": 0}
 
 
-__all__ = ["DEFAULT_FORM", "ConfigWriter", "Items", "SplitWriter", "best_items", "unpaired_items", "write_outputs"]
+__all__ = [
+    "DEFAULT_FORM",
+    "Batch",
+    "ConfigWriter",
+    "Items",
+    "OutputWriter",
+    "SplitWriter",
+    "best_items",
+    "unpaired_items",
+]

@@ -1,0 +1,235 @@
+"""The builder's two passes over a source, one Arrow batch at a time (memory independent of its size).
+
+1. :func:`scan` parses every batch (the source's ``parse_batch``) and keeps, per row, only the
+   test-split key (16 bytes) and whether the row has a prompt id; malformed rows, unknown and
+   excluded models and empty completions are counted (:class:`~karma_hf.pairs.report.BuildStats`).
+   Nothing else of a batch outlives it.
+2. :func:`decide_and_write` parses each batch again, decides the pair of each of its rows for
+   every mode (:mod:`karma_hf.pairs.decide`: one kinship selection per distinct candidate set of
+   the whole source, cached across batches), turns the decisions into each config's rows and
+   hands them to the :class:`~karma_hf.pairs.writer.OutputWriter`, whose threads encode the
+   parquet files while the next batch is parsed. Per row only the status of each mode is kept.
+
+Parsing twice costs less than keeping the parsed source: the first pass only decides which
+prompts are held out, which every config's first row already depends on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from karma_hf.layout import DEFAULT_RLAIF_RECIPE
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pyarrow as pa
+
+    from karma_hf.kinship import Kinship
+    from karma_hf.pairs.config import BuildConfig
+    from karma_hf.pairs.decide import Decision, Rows
+    from karma_hf.pairs.report import BuildStats
+    from karma_hf.pairs.writer import Items, OutputWriter
+    from karma_hf.sources.registry import SourceSchema
+
+
+@dataclass
+class Context:
+    """What every batch is parsed and decided with."""
+
+    source: SourceSchema
+    config: BuildConfig
+    kin: Kinship
+    known_unscored: tuple[str, ...]
+    load_errors: bool = False  # the loader added LOAD_ERROR_COLUMN
+    #: the ``h4`` recipe's TruthfulQA questions (normalised, distinct), or None without a file
+    questions: Any = None
+    caches: dict[str, dict] = field(default_factory=dict)
+    rank_of: np.ndarray | None = None
+
+    @property
+    def h4(self) -> bool:
+        return "rlaif" in self.config.modes and self.config.rlaif_recipe == "h4"
+
+    def cache(self, name: str) -> dict:
+        return self.caches.setdefault(name, {})
+
+
+def batches(table: pa.Table, size: int) -> Iterator[tuple[int, pa.RecordBatch]]:
+    """``(first source row, record batch)`` of at most ``size`` rows each (zero-copy views)."""
+    start = 0
+    for batch in table.to_batches(max_chunksize=size):
+        if batch.num_rows:
+            yield start, batch
+            start += batch.num_rows
+
+
+def parse(ctx: Context, batch: pa.RecordBatch) -> pa.Table:
+    """The source's ``parse_batch``; rows the loader could not read are malformed with its reason."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from karma_hf.sources.loading import LOAD_ERROR_COLUMN
+
+    parsed = ctx.source.parse_batch(batch, ctx.config.rating).combine_chunks()
+    if not ctx.load_errors:
+        return parsed
+    reasons = batch.column(LOAD_ERROR_COLUMN)
+    unread = reasons.is_valid()
+    for name, value in (("malformed", reasons), ("prompt_id", pa.nulls(len(reasons), pa.string()))):
+        column = parsed.column(name).combine_chunks()
+        parsed = parsed.set_column(parsed.schema.get_field_index(name), name, pc.if_else(unread, value, column))
+    return parsed
+
+
+def parsed_rows(ctx: Context, parsed: pa.Table, start: int) -> Rows:
+    from karma_hf.pairs.decide import Rows
+
+    return Rows.from_parsed(parsed, ctx.kin, ctx.known_unscored, ctx.config.excluded_models, start=start)
+
+
+def malformed_reasons(parsed: pa.Table, start: int) -> list[tuple[int, str]]:
+    """``(source row, reason)`` of the malformed rows of a parsed batch."""
+    column = parsed.column("malformed").combine_chunks()
+    rows = np.flatnonzero(np.asarray(column.is_valid().to_numpy(zero_copy_only=False), dtype=bool))
+    return [(start + int(i), str(column[int(i)].as_py())) for i in rows]
+
+
+# ------------------------------------------------------------------------------ pass 1
+def scan(ctx: Context, table: pa.Table, stats: BuildStats, progress: Any = None) -> tuple[np.ndarray, np.ndarray]:
+    """Pass 1: every row's test-split key and whether it has a prompt id
+    (:func:`~karma_hf.pairs.decide.test_keys`); the counts go to ``stats``. Batches are parsed by
+    ``num_proc`` threads (default: up to 2; Arrow kernels and hashing release the GIL), in order."""
+    import os
+    from concurrent.futures import ThreadPoolExecutor
+
+    from karma_hf.pairs.decide import test_keys
+
+    def one(item: tuple[int, pa.RecordBatch]) -> tuple[int, int, Any, Rows, list[tuple[int, str]]]:
+        start, batch = item
+        parsed = parse(ctx, batch)
+        keys = test_keys(parsed.column("prompt_id"), ctx.config.seed)
+        return start, batch.num_rows, keys, parsed_rows(ctx, parsed, start), malformed_reasons(parsed, start)
+
+    keys = np.zeros((table.num_rows, 2), dtype=np.uint64)
+    valid = np.zeros(table.num_rows, dtype=bool)
+    workers = ctx.config.num_proc or min(2, os.cpu_count() or 1)
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="karma-scan") as pool:
+        pending: list[Any] = []
+        todo = batches(table, ctx.config.batch_size)
+        for item in todo:
+            pending.append(pool.submit(one, item))
+            if len(pending) < 2 * workers:
+                continue
+            _add_scan(pending.pop(0).result(), keys, valid, stats, progress)
+        for future in pending:
+            _add_scan(future.result(), keys, valid, stats, progress)
+    return keys, valid
+
+
+def _add_scan(result: tuple, keys: np.ndarray, valid: np.ndarray, stats: BuildStats, progress: Any) -> None:
+    start, n, (batch_keys, batch_valid), rows, reasons = result
+    keys[start : start + n], valid[start : start + n] = batch_keys, batch_valid
+    stats.add_scan(rows, reasons)
+    if progress is not None:
+        progress(n)
+
+
+# ------------------------------------------------------------------------------ pass 2
+def decide_batch(ctx: Context, batch: pa.RecordBatch, parsed: pa.Table, rows: Rows) -> dict[str, Decision]:
+    """Every mode's decision for the rows of one batch."""
+    import pyarrow.compute as pc
+
+    from karma_hf.pairs.decide import decide
+
+    config = ctx.config
+    if ctx.h4:
+        from karma_hf.pairs.exclusions import batch_exclusions
+
+        if config.rating == "overall_score":
+            rows.overall = rows.rating
+        else:
+            overall = pc.list_flatten(ctx.source.parse_batch(batch, "overall_score").column("rating").combine_chunks())
+            rows.overall = overall.to_numpy(zero_copy_only=False).astype(np.float64)
+        rows.row_exclusion = batch_exclusions(batch, ctx.source, ctx.questions)
+    return {
+        mode: decide(
+            rows,
+            mode,
+            ctx.kin,
+            config.seed,
+            rlaif_recipe=config.rlaif_recipe or DEFAULT_RLAIF_RECIPE,
+            cache=ctx.cache(f"decide:{mode}"),
+        )
+        for mode in config.modes
+    }
+
+
+def config_items(ctx: Context, rows: Rows, decisions: dict[str, Decision]) -> dict[str, Items]:
+    """The rows of every config (:meth:`BuildConfig.configs`) in one batch: the mode's decisions
+    in each form (rows numbered in the batch)."""
+    from karma_hf.errors import KarmaError
+    from karma_hf.pairs.decide import model_ranks
+    from karma_hf.pairs.writer import Items, best_items, unpaired_items
+
+    out: dict[str, Items] = {}
+    for name, mode, form in ctx.config.configs():
+        dec = decisions[mode]
+        best = best_items(dec.status, dec.chosen_pos, dec.rejected_pos)
+        if form == "best":
+            out[name] = best
+        elif form == "unpaired":
+            out[name] = unpaired_items(best)
+        elif form == "all":
+            pairs = rows.kin_pairs(ctx.kin, mode, ctx.config.max_pairs_per_prompt, cache=ctx.cache(f"all:{mode}"))
+            out[name] = Items("all", pairs.row, pairs.chosen_pos, pairs.rejected_pos, rank=pairs.pair_rank)
+        elif form == "ranked":
+            if ctx.rank_of is None:
+                ctx.rank_of = model_ranks(ctx.kin)
+            offsets, positions = rows.ranked_items(ctx.kin, best.row, ctx.rank_of)
+            out[name] = Items("ranked", best.row, best.pos, best.other, lists=offsets, list_pos=positions)
+        else:  # pragma: no cover - BuildConfig checks the forms
+            raise KarmaError(f"unknown form {form!r}")
+    return out
+
+
+def decide_and_write(
+    ctx: Context,
+    table: pa.Table,
+    is_test: np.ndarray,
+    writer: OutputWriter,
+    stats: BuildStats,
+    progress: Any = None,
+) -> None:
+    """Pass 2: decide every batch's rows, count them in ``stats`` and queue each config's rows."""
+    import pyarrow as pa
+
+    from karma_hf.pairs.writer import Batch
+
+    kin = ctx.kin
+    vocab: tuple[str, ...] | None = None
+    names: pa.Array | None = None
+    s_pref = np.zeros(0)
+    for start, batch in batches(table, ctx.config.batch_size):
+        n = batch.num_rows
+        parsed = parse(ctx, batch)
+        rows = parsed_rows(ctx, parsed, start)
+        decisions = decide_batch(ctx, batch, parsed, rows)
+        stats.add_decisions(rows, decisions)
+        items = config_items(ctx, rows, decisions)
+        batch_test = is_test[start : start + n]
+        stats.add_items(items, batch_test)
+        if vocab is None:
+            vocab = rows.vocab
+            k = rows.n_scored_models
+            names = pa.array(list(vocab), type=pa.string())
+            s_pref = np.concatenate([kin.s_pref, np.full(len(vocab) - k, np.nan)])
+        assert names is not None
+        texts = ctx.source.texts(batch)
+        writer.add(
+            Batch(texts, rows, kin, parsed.column("prompt_id").combine_chunks(), names, s_pref), items, batch_test
+        )
+        if progress is not None:
+            progress(n)
