@@ -28,7 +28,7 @@ def run_cmd(pipeline: str, dry_run: bool, force: tuple[str, ...], quiet: bool) -
     karma run pipeline.yaml --dry-run       # the plan: stages to run or skip and why, items, tokens
     karma run pipeline.yaml                 # a rerun skips stages whose configuration is unchanged
     karma run pipeline.yaml --force kinship
-    karma run tiny-cpu.yaml                 # a shipped example (recipes/pipelines/), see docs/pipeline.md
+    karma run tiny-cpu.yml                 # a shipped example (recipes/pipelines/), see docs/pipeline.md
     """
     from rich.console import Console
 
@@ -65,12 +65,15 @@ def _plan_table(plan):
         table.add_column(name, justify=justify)  # type: ignore[arg-type]
     for sp in plan.stages:
         d = sp.describe
+        models = d.models
+        if sp.stage.itemized and sp.run and len(sp.todo) < len(sp.items):
+            models = f"{len(sp.todo)} of {len(sp.items)}"  # only these are (re)done
         table.add_row(
             str(sp.index),
             sp.name,
             "[bold]run[/]" if sp.run else "[dim]skip[/]",
             sp.reason,
-            d.models,
+            models,
             d.work,
             f"{d.tokens:,}" if d.tokens is not None else "",
         )
