@@ -263,6 +263,40 @@ def test_dry_run_plans_and_creates_nothing(first_run, workspace, tmp_path, capsy
     assert plan["evaluate"].run and plan["evaluate"].todo == ["tiny-b"]
     assert plan["evaluate"].reason == "outputs missing: tiny-b"
     assert not plan["generate"].run and plan["kinship"].reason == "evaluate reruns"
+    # an evaluation stopped after its first model: the second one only
+    evaluate.update(complete=False, hash="", items={"tiny-a": evaluate["items"]["tiny-a"]})
+    evaluate["item_outputs"].pop("tiny-b")
+    (out / "state" / "evaluate.json").write_text(json.dumps(evaluate))
+    plan = {sp.name: sp for sp in plan_pipeline(path).stages}
+    assert plan["evaluate"].reason == "interrupted (1 of 2 done)" and plan["evaluate"].todo == ["tiny-b"]
+
+
+def test_hub_push_stage_publishes_the_set(first_run, workspace, tmp_path, hub_server) -> None:
+    """A Hub repo added to a finished pipeline: the build reruns (the card names the repo), then the push."""
+    import uuid
+
+    from karma_hf.pipeline.run import plan_pipeline
+
+    repo = f"testuser/karma-pipeline-{uuid.uuid4().hex[:8]}"
+    path, out = _copy(workspace, first_run, tmp_path, hub={"repo": repo}, train=None)
+    proc = subprocess.run(
+        [sys.executable, "-m", "karma_hf.cli", "run", str(path), "--quiet"],
+        env=hub_server.env(tmp_path / "home"), cwd=tmp_path, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert _lines(proc.stderr) == {
+        "evaluate": "skip (up to date)",
+        "generate": "skip (up to date)",
+        "kinship": "skip (up to date)",
+        "build": "run (repo changed)",
+        "push": "run (no previous run)",
+    }
+    snapshot = hub_server.hub.snapshot(repo)
+    assert snapshot is not None
+    files = set(snapshot["files"]["main"])
+    assert {"README.md", "build_report.json", "score/train-00000-of-00001.parquet"} <= files
+    assert repo in (out / "dataset" / "README.md").read_text()
+    assert not [sp.name for sp in plan_pipeline(path).stages if sp.run]  # and now up to date
 
 
 # ============================================================================ user errors

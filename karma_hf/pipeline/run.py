@@ -143,6 +143,8 @@ def _decide(
         missing = [i for i in items if i not in new and i not in differ and _item_missing(ctx, previous, i)]
         removed = [i for i in previous.items if i not in items]
         todo = new + differ + missing
+        if not previous.complete:
+            return True, f"interrupted ({len(items) - len(todo)} of {len(items)} done)", todo
         if new:
             return True, f"new: {_short_list(new)}", todo
         if differ:
