@@ -375,13 +375,18 @@ def _parse_record_batch(batch: pa.RecordBatch, rating: str) -> pa.Table:
         n, parent, lengths, bad_instr_text, bad_model_text, bad_response_text, bad_label_text
     )
     prompt_ids: list[str | None] = [None] * n
-    for i, text in enumerate(instr.to_pylist()):
-        if malformed[i] is not None:
-            continue
-        if bad_row[i]:
-            malformed[i] = _row_reason(batch, i, rating)
-        else:
-            prompt_ids[i] = prompt_id(text)
+    for i in np.flatnonzero(bad_row):
+        if malformed[i] is None:
+            malformed[i] = _row_reason(batch, int(i), rating)
+    good = np.flatnonzero(~bad_row & np.array([m is None for m in malformed], dtype=bool))
+    if good.size:  # prompt_id() of the instruction's UTF-8 bytes, read straight from the Arrow buffer
+        _, offsets_buffer, data_buffer = instr.buffers()
+        width = np.int64 if pa.types.is_large_string(instr.type) else np.int32
+        ends = np.frombuffer(offsets_buffer, dtype=width)[instr.offset : instr.offset + n + 1].astype(np.int64)
+        data = memoryview(data_buffer if data_buffer is not None else b"")
+        sha = hashlib.sha256
+        for i, a, b in zip(good.tolist(), ends[good].tolist(), ends[good + 1].tolist(), strict=True):
+            prompt_ids[i] = sha(data[a:b]).hexdigest()
 
     offsets = np.zeros(n + 1, dtype=np.int32)
     np.cumsum(lengths, out=offsets[1:])
