@@ -192,8 +192,12 @@ def read_lm_eval_results(
                 Provenance(str(newest.path), task, metric, newest.lm_eval_version, newest.limit, newest.date),
             )
         tasks = {task for task, _ in wanted.values()}
-        for f in mine:
-            ignored.update(t for t in f.results if t not in tasks)
+        for f in mine:  # one name per unselected result (not the aliases results[] also holds)
+            named = {id(row) for t, row in f.results.items() if t in tasks}
+            for t, row in f.results.items():
+                if id(row) not in named:
+                    named.add(id(row))
+                    ignored.add(t)
     if ignored:
         notes.append(f"ignored results for tasks not selected: {', '.join(sorted(ignored))}")
     missing = {m: [t for t in wanted if (m, t) not in cells] for m in models}

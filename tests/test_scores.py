@@ -322,3 +322,19 @@ def test_small_pools_and_single_benchmarks_warn():
         Kinship.from_values(["a", "b"], ["x", "y"], [[0.1, 0.2], [0.3, 0.4]])
     with pytest.warns(UserWarning, match="only one informative benchmark"):
         Kinship.from_values(["a", "b", "c"], ["x"], [[0.1], [0.3], [0.2]])
+
+
+def test_task_aliases_are_not_reported_as_ignored_tasks(tmp_path):
+    """lm-eval writes each task's display alias (karma_arc_easy -> "ARC-Easy"); the reader also indexes
+    results by alias (older files), but the "ignored" note names only tasks that were not selected."""
+    path = _results_file(tmp_path, "org/m", {"karma_arc_easy": {"exact_match,robust-extract": 0.5},
+                                             "karma_ifeval": {"inst_level_loose_acc,none": 0.3}})  # fmt: skip
+    data = json.loads(path.read_text())
+    data["results"]["karma_arc_easy"]["alias"] = "ARC-Easy"
+    data["results"]["karma_ifeval"]["alias"] = "IFEval"
+    path.write_text(json.dumps(data))
+    table = load_scores(tmp_path, benchmarks=["karma_arc_easy"])
+    assert table.score("org/m", "karma_arc_easy") == 0.5
+    assert [n for n in table.notes if "ignored" in n] == ["ignored results for tasks not selected: karma_ifeval"]
+    both = load_scores(tmp_path, benchmarks=["karma_arc_easy", "karma_ifeval"])
+    assert not [n for n in both.notes if "ignored" in n]
