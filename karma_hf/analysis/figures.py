@@ -104,7 +104,7 @@ def fig_kinship(report: dict[str, Any], pairs: dict[str, ModePairs]):
         g = g[np.isfinite(g)]
         data.append(g if g.size else np.array([np.nan]))
         labels.append(m)
-    bp = ax2.boxplot(data, vert=True, patch_artist=True, widths=0.6)
+    bp = ax2.boxplot(data, patch_artist=True, widths=0.6)  # vertical: the default
     ax2.set_xticks(range(1, len(labels) + 1), labels)
     for patch, m in zip(bp["boxes"], modes, strict=False):
         patch.set_facecolor(colors[m])
