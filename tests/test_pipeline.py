@@ -76,7 +76,7 @@ def workspace(tiny_model_dir, tmp_path_factory) -> dict:
         "pool": {
             "model": "hf",
             "models": [
-                {"model_args": f"pretrained={tiny_model_dir}", "name": "tiny-a"},
+                {"model_args": f"pretrained={tiny_model_dir}", "name": "tiny-a", "apply_chat_template": True},
                 {"model_args": f"pretrained={second},dtype=float32", "name": "tiny-b"},
             ],
         },
@@ -162,10 +162,11 @@ def test_first_run_runs_every_stage(first_run, workspace) -> None:
     # evaluate: lm-eval really ran each model on both tasks
     evaluate = json.loads((out / "state" / "evaluate.json").read_text())
     assert sorted(evaluate["items"]) == ["tiny-a", "tiny-b"]
-    for files in evaluate["item_outputs"].values():
+    for name, files in evaluate["item_outputs"].items():
         [results] = files
         data = json.loads((out / results).read_text())
         assert {"karma_arc_easy", "karma_mmlu_stem"} <= set(data["results"]) and data["config"]["limit"] == 1
+        assert bool(data.get("chat_template")) == (name == "tiny-a")  # the pool entry's own setting
     # generate: every model answered every prompt
     manifest = json.loads((out / "generate" / "karma_generate.json").read_text())
     assert manifest["complete"] and manifest["counts"]["rows"] == N_PROMPTS

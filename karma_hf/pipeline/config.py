@@ -50,7 +50,8 @@ _ENV_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 class PoolSection:
     """The origin models: ``model`` (backend of every model: hf or vllm), ``models`` (lm-eval
     ``model_args`` strings, or mappings with ``model_args``, ``name``, ``model``, ``generation``
-    as in a ``karma generate`` pool file) and/or ``models_file`` (as ``--models-file``)."""
+    as in a ``karma generate`` pool file, plus ``apply_chat_template`` for this model's evaluation)
+    and/or ``models_file`` (as ``--models-file``)."""
 
     model: str = "hf"
     models: tuple[Any, ...] = ()
@@ -286,6 +287,12 @@ class PipelineConfig:
     train: TrainSection | None = None
     description: str | None = None
     models: tuple[ModelSpec, ...] = ()
+    #: Per-model ``apply_chat_template`` of the evaluation (a pool entry's own key), by model name.
+    chat_templates: dict[str, bool] = field(default_factory=dict)
+
+    def apply_chat_template(self, model: str) -> bool:
+        """Whether ``model`` is evaluated with its chat template (its pool entry, else ``evaluate``'s)."""
+        return self.chat_templates.get(model, self.evaluate.apply_chat_template)
 
     @property
     def student_evaluate(self) -> EvaluateSection | None:
@@ -359,6 +366,7 @@ def load_pipeline(path: str | Path) -> PipelineConfig:
         raise KarmaError(f"{where}: output: must name a folder")
     pool = section("pool", PoolSection)
     generate = section("generate", GenerateSection)
+    specs, chat_templates = _pool_specs(pool, generate, where)
     config = PipelineConfig(
         path=file,
         output=output,
@@ -371,7 +379,8 @@ def load_pipeline(path: str | Path) -> PipelineConfig:
         hub=_coerce(_shorthand(data["hub"], "repo"), HubSection, where, "hub") if data.get("hub") else None,
         train=_coerce(data["train"], TrainSection, where, "train") if data.get("train") else None,
         description=_coerce(data.get("description"), str | None, where, "description"),
-        models=tuple(_pool_specs(pool, generate, where)),
+        models=tuple(specs),
+        chat_templates=chat_templates,
     )
     if config.train is not None:
         from karma_hf.train.stages import stage_names
@@ -395,24 +404,29 @@ def _shorthand(value: Any, key: str) -> Any:
     return {key: value} if isinstance(value, str) else value
 
 
-def _pool_specs(pool: PoolSection, generate: GenerateSection, where: str) -> list[ModelSpec]:
+def _pool_specs(pool: PoolSection, generate: GenerateSection, where: str) -> tuple[list[ModelSpec], dict[str, bool]]:
+    """The models, and the per-model ``apply_chat_template`` of the evaluation (``{name: bool}``)."""
     from karma_hf.generation.config import check_pool, pool_from_mapping, read_pool_file
 
     base = generate.settings()
+    entries: list[Any] = []
+    chat: dict[int, bool] = {}
     for i, entry in enumerate(pool.models):
         if isinstance(entry, Mapping) and "model" in entry:
             _check_backend(entry["model"], f"models[{i}].model", where=f"{where}: pool")
+        if isinstance(entry, Mapping) and "apply_chat_template" in entry:
+            entry = dict(entry)
+            chat[i] = _coerce(entry.pop("apply_chat_template"), bool, where, f"pool.models[{i}].apply_chat_template")
+        entries.append(entry)
     try:
-        specs = pool_from_mapping(
-            {"model": pool.model, "models": list(pool.models)}, where=f"{where}: pool", settings=base
-        )
+        specs = pool_from_mapping({"model": pool.model, "models": entries}, where=f"{where}: pool", settings=base)
         if pool.models_file:
             specs += read_pool_file(pool.models_file, backend=pool.model, settings=base)
         check_pool(specs)
     except KarmaError as exc:
         message = str(exc)
         raise KarmaError(message if message.startswith(where) else f"{where}: pool: {message}") from exc
-    return specs
+    return specs, {specs[i].name: value for i, value in chat.items()}
 
 
 def _check_backend(value: Any, key: str, where: str | None = None) -> None:

@@ -193,7 +193,13 @@ class EvaluateStage(Stage):
     def items(self, ctx: Context, upstream: dict[str, str], planned: dict[str, dict[str, str]]) -> dict[str, str]:
         settings = self.config(ctx)
         return {
-            m.name: digest({"backend": m.backend, "model_args": m.model_args, "evaluate": settings})
+            m.name: digest(
+                {
+                    "backend": m.backend,
+                    "model_args": m.model_args,
+                    "evaluate": {**settings, "apply_chat_template": ctx.config.apply_chat_template(m.name)},
+                }
+            )
             for m in ctx.config.models
         }
 
@@ -247,7 +253,7 @@ class EvaluateStage(Stage):
                 limit=e.limit,
                 batch_size=e.batch_size,
                 device=e.device,
-                apply_chat_template=e.apply_chat_template,
+                apply_chat_template=ctx.config.apply_chat_template(m.name),
                 extra_args=e.extra_args(),
             )
             done(m.name, written)
