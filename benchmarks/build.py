@@ -289,16 +289,19 @@ class MemorySampler:
 
     def __enter__(self) -> MemorySampler:
         self.baseline_kb = self.status_kb("RssAnon")
+        self.cpu0 = time.process_time()
         self._thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self.cpu_s = time.process_time() - self.cpu0  # user + system time of all the job's threads
         self._stop.set()
         self._thread.join()
         self.peak_kb = max(self.peak_kb, self.status_kb("RssAnon"))
 
     def figures(self) -> dict[str, float]:
         return {
+            "cpu_seconds": self.cpu_s,
             "anon_peak_mb": self.peak_kb / 1024,
             "anon_at_start_mb": self.baseline_kb / 1024,
             "rss_peak_mb": self.status_kb("VmHWM") / 1024,  # incl. file pages of the mapped source
@@ -524,7 +527,8 @@ def measure(work: Path, rows: int, repeats: int, reference_repeats: int, reuse: 
             run["written_mib"] = round(sum(p.stat().st_size for p in out.rglob("*.parquet")) / 2**20, 1)
             runs[name].append(run)
             print(
-                f"  {rows:,} rows, round {rep + 1}: {name:<9} {run['seconds']:7.2f} s  "
+                f"  {rows:,} rows, round {rep + 1}: {name:<9} {run['seconds']:7.2f} s "
+                f"(CPU {run['cpu_seconds']:6.2f} s)  "
                 f"anon peak {run['anon_peak_mb']:6.0f} MB  RSS peak {run['rss_peak_mb']:6.0f} MB",
                 flush=True,
             )
@@ -535,6 +539,7 @@ def measure(work: Path, rows: int, repeats: int, reference_repeats: int, reuse: 
         figures[name] = {
             "seconds": statistics.median(r["seconds"] for r in rs),
             "runs": [round(r["seconds"], 3) for r in rs],
+            "cpu_seconds": statistics.median(r["cpu_seconds"] for r in rs),
             "anon_peak_mb": round(max(r["anon_peak_mb"] for r in rs), 1),
             "rss_peak_mb": round(max(r["rss_peak_mb"] for r in rs), 1),
             "written_mib": rs[0]["written_mib"],
@@ -547,8 +552,15 @@ def measure(work: Path, rows: int, repeats: int, reference_repeats: int, reuse: 
         "floor4_over_floor": fl4 / fl,
         "build4_over_floor4": b4 / fl4,
     }
+    cpu = {k: figures[k]["cpu_seconds"] for k in ("floor", "floor-4", "build-1", "build-4")}
+    figures["cpu_ratios"] = {
+        "build1_over_floor": cpu["build-1"] / cpu["floor"],
+        "build4_over_build1": cpu["build-4"] / cpu["build-1"],
+        "floor4_over_floor": cpu["floor-4"] / cpu["floor"],
+    }
     if "reference" in figures:
         figures["ratios"]["reference_over_build1"] = figures["reference"]["seconds"] / b1
+        figures["cpu_ratios"]["reference_over_build1"] = figures["reference"]["cpu_seconds"] / cpu["build-1"]
     return figures
 
 
@@ -579,7 +591,8 @@ def report(fig: dict[str, Any]) -> None:
             continue
         f = fig[name]
         print(
-            f"  {name:<9} median {f['seconds']:7.2f} s of {len(f['runs'])}  {rows / f['seconds']:9,.0f} rows/s  "
+            f"  {name:<9} median {f['seconds']:7.2f} s of {len(f['runs'])} (CPU {f['cpu_seconds']:6.2f} s)  "
+            f"{rows / f['seconds']:8,.0f} rows/s  "
             f"anon peak {f['anon_peak_mb']:6.0f} MB  RSS peak {f['rss_peak_mb']:6.0f} MB  "
             f"wrote {f['written_mib']:7.1f} MiB"
         )
@@ -590,6 +603,8 @@ def report(fig: dict[str, Any]) -> None:
     print(f"  build-4 / floor-4   = {r['build4_over_floor4']:5.2f}x")
     if "reference_over_build1" in r:
         print(f"  reference / build-1 = {r['reference_over_build1']:5.2f}x  (target >= 12)")
+    c = fig["cpu_ratios"]
+    print("  the same in CPU time (user + system, all threads): " + ", ".join(f"{k} {v:.2f}x" for k, v in c.items()))
 
 
 def main() -> None:

@@ -1,20 +1,31 @@
 """Build kinship-mapped preference sets (KARMA stages 2–3) and the baseline: :func:`build`.
 
 :func:`build` turns a multi-model response dataset (any registered source schema,
-:mod:`karma_hf.sources`) into one config per mode (:mod:`karma_hf.layout`), in four steps:
+:mod:`karma_hf.sources`) into one config per mode (:mod:`karma_hf.layout`) in two passes over
+the memory-mapped source, one Arrow record batch at a time (:mod:`karma_hf.pairs.stream`):
 
-1. **parse** the source in Arrow batches with its schema's ``parse_batch`` (``datasets.map``,
-   optional ``num_proc``) into a few small columns;
-2. **decide** the pair of every row for every mode (:mod:`karma_hf.pairs.decide`, numpy over
-   all rows at once, one ``Kinship.select`` per distinct candidate set);
-3. **write** the kept rows to parquet (:mod:`karma_hf.pairs.writer`, Arrow ``take``, streamed
-   in row groups), the build report (:mod:`karma_hf.pairs.report`) and the card
-   (:mod:`karma_hf.cards.dataset`);
-4. **publish** atomically: everything is written into a hidden sibling folder
+1. **scan**: parse every batch with its schema's ``parse_batch`` (``num_proc`` threads, default
+   up to 2) and keep per row only a 16-byte test-split key; count malformed rows and unknown
+   models (errors before anything is written), then rank the distinct prompts into the test split;
+2. **decide and write**: parse each batch again, decide its rows' pairs for every mode
+   (:mod:`karma_hf.pairs.decide`, numpy per batch, one ``Kinship.select`` per distinct candidate
+   set of the whole source), gather each config's rows with Arrow ``take`` and hand them to that
+   config's writer thread (:mod:`karma_hf.pairs.writer`: parquet in 1,000-row row groups, the
+   configs encoded concurrently while the next batch is parsed); the counts of the build report
+   (:mod:`karma_hf.pairs.report`) are gathered on the way, then the report and the card
+   (:mod:`karma_hf.cards.dataset`) are written;
+3. **publish** atomically: everything is written into a hidden sibling folder
    (``.<name>.partial-<pid>``) that is moved into place only when complete. ``overwrite``
    replaces a previous build only then, so an interrupted build leaves the previous one intact;
    a leftover partial folder of a killed run is never read by ``load_dataset(output)`` and is
    removed by the next build.
+
+Memory: what a build keeps per source row is one int8 status per mode and one test flag (plus the
+16-byte key during the scan); everything else lives for one batch (``batch_size`` rows, at most
+two waiting per config). Measured with ``benchmarks/build.py`` (UltraFeedback-like rows, 4
+completions of ~1.2k characters): peak anonymous memory (``RssAnon``) MEMORY_FIGURES. The
+resident set (RSS) is larger by the pages of the memory-mapped source that the passes read:
+file-backed page cache, shared and reclaimable, which the OS evicts under memory pressure.
 
 Outputs: one config per mode and form (:data:`karma_hf.layout.FORMS`; ``sim`` is the ``best``
 form, ``sim-all`` the ``all`` form, ...); all splits of a config share one schema

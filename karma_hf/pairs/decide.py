@@ -188,6 +188,13 @@ class Rows:
             start=start,
         )
 
+    @property
+    def nbytes(self) -> int:
+        """Bytes held by the per-row and per-completion arrays."""
+        arrays = (self.offsets, self.parent, self.code, self.empty, self.rating, self.malformed, self.unknown_names)
+        extra = (self.excluded, self.row_exclusion)
+        return sum(a.nbytes for a in arrays) + sum(a.nbytes for a in extra if a is not None)
+
     # ------------------------------------------------------------------ helpers
     def malformed_reason(self, parsed: pa.Table, row: int) -> str:
         return str(parsed.column("malformed")[row].as_py())

@@ -1,4 +1,4 @@
-"""The builder's two passes over a source, one Arrow batch at a time (memory independent of its size).
+"""The builder's two passes over a source, one Arrow batch at a time (a few bytes of state per row).
 
 1. :func:`scan` parses every batch (the source's ``parse_batch``) and keeps, per row, only the
    test-split key (16 bytes) and whether the row has a prompt id; malformed rows, unknown and
@@ -10,8 +10,10 @@
    hands them to the :class:`~karma_hf.pairs.writer.OutputWriter`, whose threads encode the
    parquet files while the next batch is parsed. Per row only the status of each mode is kept.
 
-Parsing twice costs less than keeping the parsed source: the first pass only decides which
-prompts are held out, which every config's first row already depends on.
+The scan keeps the parsed batches (:class:`~karma_hf.pairs.decide.Rows` and prompt ids, ~200
+bytes per row) while they fit in :data:`PARSED_BUDGET` (64 MiB); pass 2 parses the others again.
+Keeping the whole parsed source would make memory grow with it; the scan must end before
+anything is written, because which prompts are held out decides every split's first row.
 """
 
 from __future__ import annotations
@@ -35,6 +37,11 @@ if TYPE_CHECKING:  # pragma: no cover
     from karma_hf.sources.registry import SourceSchema
 
 
+#: Bytes of parsed batches the scan keeps for pass 2 (~200 bytes per row: about 300k rows); past
+#: that, batches are parsed again, so anonymous memory stays independent of the source size.
+PARSED_BUDGET = 64 * 2**20
+
+
 @dataclass
 class Context:
     """What every batch is parsed and decided with."""
@@ -48,6 +55,10 @@ class Context:
     questions: Any = None
     caches: dict[str, dict] = field(default_factory=dict)
     rank_of: np.ndarray | None = None
+    #: batches parsed by the scan and kept for pass 2 (``(rows, prompt ids)`` by first row), while
+    #: they fit in :data:`PARSED_BUDGET` bytes; pass 2 parses the others again
+    parsed: dict[int, tuple[Rows, pa.Array]] = field(default_factory=dict)
+    parsed_bytes: int = 0
 
     @property
     def h4(self) -> bool:
@@ -107,11 +118,12 @@ def scan(ctx: Context, table: pa.Table, stats: BuildStats, progress: Any = None)
 
     from karma_hf.pairs.decide import test_keys
 
-    def one(item: tuple[int, pa.RecordBatch]) -> tuple[int, int, Any, Rows, list[tuple[int, str]]]:
+    def one(item: tuple[int, pa.RecordBatch]) -> tuple[int, int, Any, Rows, pa.Array, list[tuple[int, str]]]:
         start, batch = item
         parsed = parse(ctx, batch)
-        keys = test_keys(parsed.column("prompt_id"), ctx.config.seed)
-        return start, batch.num_rows, keys, parsed_rows(ctx, parsed, start), malformed_reasons(parsed, start)
+        ids = parsed.column("prompt_id").combine_chunks()
+        keys = test_keys(ids, ctx.config.seed)
+        return start, batch.num_rows, keys, parsed_rows(ctx, parsed, start), ids, malformed_reasons(parsed, start)
 
     keys = np.zeros((table.num_rows, 2), dtype=np.uint64)
     valid = np.zeros(table.num_rows, dtype=bool)
@@ -123,22 +135,28 @@ def scan(ctx: Context, table: pa.Table, stats: BuildStats, progress: Any = None)
             pending.append(pool.submit(one, item))
             if len(pending) < 2 * workers:
                 continue
-            _add_scan(pending.pop(0).result(), keys, valid, stats, progress)
+            _add_scan(ctx, pending.pop(0).result(), keys, valid, stats, progress)
         for future in pending:
-            _add_scan(future.result(), keys, valid, stats, progress)
+            _add_scan(ctx, future.result(), keys, valid, stats, progress)
     return keys, valid
 
 
-def _add_scan(result: tuple, keys: np.ndarray, valid: np.ndarray, stats: BuildStats, progress: Any) -> None:
-    start, n, (batch_keys, batch_valid), rows, reasons = result
+def _add_scan(
+    ctx: Context, result: tuple, keys: np.ndarray, valid: np.ndarray, stats: BuildStats, progress: Any
+) -> None:
+    start, n, (batch_keys, batch_valid), rows, ids, reasons = result
     keys[start : start + n], valid[start : start + n] = batch_keys, batch_valid
     stats.add_scan(rows, reasons)
+    size = rows.nbytes + ids.nbytes
+    if ctx.parsed_bytes + size <= PARSED_BUDGET:
+        ctx.parsed[start] = (rows, ids)
+        ctx.parsed_bytes += size
     if progress is not None:
         progress(n)
 
 
 # ------------------------------------------------------------------------------ pass 2
-def decide_batch(ctx: Context, batch: pa.RecordBatch, parsed: pa.Table, rows: Rows) -> dict[str, Decision]:
+def decide_batch(ctx: Context, batch: pa.RecordBatch, rows: Rows) -> dict[str, Decision]:
     """Every mode's decision for the rows of one batch."""
     import pyarrow.compute as pc
 
@@ -214,9 +232,13 @@ def decide_and_write(
     s_pref = np.zeros(0)
     for start, batch in batches(table, ctx.config.batch_size):
         n = batch.num_rows
-        parsed = parse(ctx, batch)
-        rows = parsed_rows(ctx, parsed, start)
-        decisions = decide_batch(ctx, batch, parsed, rows)
+        kept = ctx.parsed.pop(start, None)
+        if kept is not None:
+            rows, prompt_ids = kept
+        else:
+            parsed = parse(ctx, batch)
+            rows, prompt_ids = parsed_rows(ctx, parsed, start), parsed.column("prompt_id").combine_chunks()
+        decisions = decide_batch(ctx, batch, rows)
         stats.add_decisions(rows, decisions)
         items = config_items(ctx, rows, decisions)
         batch_test = is_test[start : start + n]
@@ -228,8 +250,6 @@ def decide_and_write(
             s_pref = np.concatenate([kin.s_pref, np.full(len(vocab) - k, np.nan)])
         assert names is not None
         texts = ctx.source.texts(batch)
-        writer.add(
-            Batch(texts, rows, kin, parsed.column("prompt_id").combine_chunks(), names, s_pref), items, batch_test
-        )
+        writer.add(Batch(texts, rows, kin, prompt_ids, names, s_pref), items, batch_test)
         if progress is not None:
             progress(n)
