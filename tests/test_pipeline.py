@@ -369,6 +369,23 @@ def test_bad_files_and_outputs(workspace, tmp_path, capsys) -> None:
     assert code == 2 and "this pipeline has no train stage" in err
 
 
+def test_a_failing_stage_stops_with_one_line_and_the_rerun_retries(workspace, tmp_path, capsys, monkeypatch) -> None:
+    from karma_hf.pipeline.run import plan_pipeline
+
+    monkeypatch.setenv("KARMA_DATA_DIR", str(KARMA_DATA))
+    out = tmp_path / "out"
+    path = _bad(tmp_path, workspace, lambda d: d.update(output=str(out)))
+    data = yaml.safe_load(path.read_text())
+    data["evaluate"]["lm_eval_args"] = ["--no-such-option"]  # lm-eval itself refuses it, after the start
+    _write(path, data)
+    code, _, err = _run(["run", str(path), "--quiet"], capsys)
+    refused = "error: unknown lm-eval option(s): --no-such-option (see `lm_eval run --help`)"
+    assert code == 2 and err.splitlines()[-1] == refused
+    assert (out / "state").is_dir() and not list((out / "state").iterdir())  # nothing completed
+    plan = plan_pipeline(path)  # the folder is the pipeline's: the next run retries everything
+    assert [sp.reason for sp in plan.stages][:2] == ["no previous run", "no previous run"]
+
+
 # ============================================================================ shipped examples
 def test_shipped_pipelines_parse(monkeypatch, tmp_path) -> None:
     from karma_hf.pipeline.config import find_pipeline, load_pipeline

@@ -268,8 +268,8 @@ def run_pipeline(
     for sp in plan.stages:  # everything that can fail fast, before the first long stage
         if sp.run:
             sp.stage.preflight(ctx, sp.todo)
-    try:
-        ctx.out.mkdir(parents=True, exist_ok=True)
+    try:  # state/ first: a folder with it is a pipeline's, even when its first stage fails
+        (ctx.out / STATE_DIR).mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise KarmaError(f"output {ctx.out}: cannot create it ({os_error_message(exc)})") from exc
     result = PipelineResult(ctx.out)
