@@ -2,11 +2,12 @@
 
 The builder hands :class:`OutputWriter` one source batch at a time (:class:`Batch`: its texts and
 its decided rows) with the rows of each config (a mode in a form, :data:`karma_hf.layout.FORMS`);
-they are gathered with Arrow ``take`` straight into their split (train rows and test rows are
-taken separately, never filtered afterwards) and handed to that config's writer thread. Parquet
-encoding and compression release the GIL, so the configs' files are encoded in parallel while the
-main thread parses, decides and gathers the next batch; at most two batches per config wait in
-line, so memory stays bounded by the batch size, whatever the size of the source.
+each config's thread gathers them with Arrow ``take`` straight into their split (train rows and
+test rows are taken separately, never filtered afterwards) and writes them. Arrow kernels and
+parquet encoding release the GIL, so the configs are gathered and encoded in parallel while the
+main thread parses and decides the next batch; at most two batches per config wait in line (as
+references to the memory-mapped source), so memory stays bounded by the batch size, whatever the
+size of the source.
 
 ``train_sft`` has no file of its own: the card declares it on ``train``'s shards
 (:data:`karma_hf.layout.SPLIT_FILES`), so its bytes are stored and uploaded once.
@@ -120,14 +121,17 @@ class ConfigWriter:
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"karma-write-{folder.name}")
         self.pending: deque[Future[None]] = deque()
 
-    def submit(self, tables: dict[str, pa.Table]) -> None:
+    def submit(self, batch: Batch, items: Items, is_test: np.ndarray) -> None:
+        """Queue one batch's rows of this config (gathered and written by this config's thread)."""
         while len(self.pending) >= MAX_PENDING:
             self.pending.popleft().result()  # re-raises a failed write here, in the reader
-        self.pending.append(self.pool.submit(self._add, tables))
+        self.pending.append(self.pool.submit(self._add, batch, items, is_test))
 
-    def _add(self, tables: dict[str, pa.Table]) -> None:
-        for split, table in tables.items():
-            self.writers[split].add(table)
+    def _add(self, batch: Batch, items: Items, is_test: np.ndarray) -> None:
+        test = is_test[items.row]
+        for split, sel in (("train", np.flatnonzero(~test)), ("test", np.flatnonzero(test))):
+            if sel.size:
+                self.writers[split].add(TABLES[items.form](batch, items, sel))
 
     def close(self) -> dict[str, dict[str, int]]:
         while self.pending:
@@ -355,16 +359,11 @@ class OutputWriter:
             raise
 
     def add(self, batch: Batch, configs: dict[str, Items], is_test: np.ndarray) -> None:
-        """Gather the rows of every config from ``batch`` (``is_test``: per batch row) and queue them."""
+        """Queue the rows of every config of ``batch`` (``is_test``: per batch row); each config's
+        thread gathers them (Arrow ``take`` releases the GIL: the configs gather in parallel)."""
         for name, items in configs.items():
-            if not len(items):
-                continue
-            test = is_test[items.row]
-            tables = {}
-            for split, sel in (("train", np.flatnonzero(~test)), ("test", np.flatnonzero(test))):
-                if sel.size:
-                    tables[split] = TABLES[items.form](batch, items, sel)
-            self.writers[name].submit(tables)
+            if len(items):
+                self.writers[name].submit(batch, items, is_test)
 
     def close(self) -> dict[str, dict[str, dict[str, int]]]:
         """Finish every file; return the sizes per config with rows and split (``train_sft``
