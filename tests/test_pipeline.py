@@ -158,7 +158,7 @@ def test_first_run_runs_every_stage(first_run, workspace) -> None:
     for stage in ALL_STAGES:
         state = json.loads((out / "state" / f"{stage}.json").read_text())
         assert state["complete"] and len(state["hash"]) == 64 and state["stage"] == stage
-    assert not [p for p in (out / "state").iterdir() if p.name.startswith(".")]  # no temporary files left
+    assert [p.name for p in (out / "state").iterdir() if p.name.startswith(".")] == [".lock"]  # no temporary files
     # evaluate: lm-eval really ran each model on both tasks
     evaluate = json.loads((out / "state" / "evaluate.json").read_text())
     assert sorted(evaluate["items"]) == ["tiny-a", "tiny-b"]
@@ -202,6 +202,15 @@ def test_second_run_skips_every_stage_and_touches_nothing(first_run, workspace, 
     assert _files(out) == before  # no file written, none added
     assert {s: (out / "state" / f"{s}.json").read_text() for s in ALL_STAGES} == states
     assert "skipped" in stdout
+    import fcntl
+
+    with open(out / "state" / ".lock", "a") as held:  # another karma run holds the folder
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        code, _, err = _run(["run", str(path), "--quiet"], capsys)
+    assert (
+        code == 2
+        and err.splitlines()[-1] == f"error: output {out} is in use by another karma run (state/.lock is locked)"
+    )
 
 
 def test_new_tau_reruns_kinship_and_build_only(first_run, workspace, tmp_path, capsys, monkeypatch) -> None:
@@ -381,7 +390,7 @@ def test_a_failing_stage_stops_with_one_line_and_the_rerun_retries(workspace, tm
     code, _, err = _run(["run", str(path), "--quiet"], capsys)
     refused = "error: unknown lm-eval option(s): --no-such-option (see `lm_eval run --help`)"
     assert code == 2 and err.splitlines()[-1] == refused
-    assert (out / "state").is_dir() and not list((out / "state").iterdir())  # nothing completed
+    assert [p.name for p in (out / "state").iterdir()] == [".lock"]  # nothing completed
     plan = plan_pipeline(path)  # the folder is the pipeline's: the next run retries everything
     assert [sp.reason for sp in plan.stages][:2] == ["no previous run", "no previous run"]
 

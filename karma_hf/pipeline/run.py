@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -273,15 +274,41 @@ def run_pipeline(
     except OSError as exc:
         raise KarmaError(f"output {ctx.out}: cannot create it ({os_error_message(exc)})") from exc
     result = PipelineResult(ctx.out)
-    for sp in plan.stages:
-        if on_stage is not None:
-            on_stage(sp)
-        if not sp.run:
-            summary = sp.previous.summary if sp.previous is not None else ""
-            result.outcomes.append(StageOutcome(sp.name, False, sp.reason, 0.0, summary))
-            continue
-        result.outcomes.append(_run_stage(ctx, sp))
+    with _lock(ctx.out):
+        for sp in plan.stages:
+            if on_stage is not None:
+                on_stage(sp)
+            if not sp.run:
+                summary = sp.previous.summary if sp.previous is not None else ""
+                result.outcomes.append(StageOutcome(sp.name, False, sp.reason, 0.0, summary))
+                continue
+            result.outcomes.append(_run_stage(ctx, sp))
     return result
+
+
+LOCK_FILE = ".lock"
+
+
+@contextmanager
+def _lock(out: Path) -> Iterator[None]:
+    """One ``karma run`` per output folder at a time: an exclusive ``flock`` on ``state/.lock``
+    (released by the system when the process ends, however it ends). Without ``fcntl`` (Windows), no lock."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        yield
+        return
+    with open(out / STATE_DIR / LOCK_FILE, "a") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            raise KarmaError(
+                f"output {out} is in use by another karma run ({STATE_DIR}/{LOCK_FILE} is locked)"
+            ) from exc
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def _run_stage(ctx: Context, sp: StagePlan) -> StageOutcome:
