@@ -51,5 +51,6 @@ def test_wheel_contains_tasks_and_hub_cards(tmp_path: Path) -> None:
     assert "karma_hf/data/ultrafeedback_sample.parquet" in names
     assert "karma_hf/recipes/tiny/dpo.yaml" in names and "karma_hf/recipes/accelerate/zero3.yaml" in names
     assert "karma_hf/recipes/qwen2.5-7b-instruct/sft.yaml" in names
+    assert "karma_hf/recipes/pipelines/tiny-cpu.yaml" in names and "karma_hf/recipes/pipelines/gpu-pool.yaml" in names
     entry = [n for n in names if n.endswith("entry_points.txt")]
     assert entry and "karma = karma_hf.cli:main" in zipfile.ZipFile(wheel).read(entry[0]).decode()

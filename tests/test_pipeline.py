@@ -403,11 +403,11 @@ def test_shipped_pipelines_parse(monkeypatch, tmp_path) -> None:
     for var in ("KARMA_SMOLLM2", "KARMA_GEMMA3", "KARMA_TINY"):
         monkeypatch.setenv(var, str(tmp_path / var.lower()))
     monkeypatch.setenv("HF_USER", "someone")
-    tiny = load_pipeline("tiny-cpu.yml")  # found among the shipped pipelines from any directory
-    assert tiny.path == find_pipeline("pipelines/tiny-cpu.yml") == recipes_dir() / "pipelines" / "tiny-cpu.yml"
+    tiny = load_pipeline("tiny-cpu.yaml")  # found among the shipped pipelines from any directory
+    assert tiny.path == find_pipeline("pipelines/tiny-cpu.yaml") == recipes_dir() / "pipelines" / "tiny-cpu.yaml"
     assert [m.name for m in tiny.models] == ["SmolLM2-135M-Instruct", "gemma-3-270m", "tiny-random"]
     assert tiny.models[0].args["pretrained"] == str(tmp_path / "karma_smollm2") and tiny.train is not None
-    gpu = load_pipeline("recipes/pipelines/gpu-pool.yml")
+    gpu = load_pipeline("recipes/pipelines/gpu-pool.yaml")
     assert {m.backend for m in gpu.models} == {"vllm"} and len(gpu.models) == 6
     assert gpu.hub is not None and gpu.hub.repo == "someone/karma-gpu-pool"
     assert gpu.generate.per_prompt == 4 and gpu.generate.settings().max_new_tokens == 1024

@@ -28,7 +28,7 @@ def run_cmd(pipeline: str, dry_run: bool, force: tuple[str, ...], quiet: bool) -
     karma run pipeline.yaml --dry-run       # the plan: stages to run or skip and why, items, tokens
     karma run pipeline.yaml                 # a rerun skips stages whose configuration is unchanged
     karma run pipeline.yaml --force kinship
-    karma run tiny-cpu.yml                 # a shipped example (recipes/pipelines/), see docs/pipeline.md
+    karma run tiny-cpu.yaml                 # a shipped example (recipes/pipelines/), see docs/pipeline.md
     """
     from rich.console import Console
 

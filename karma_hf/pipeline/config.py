@@ -318,7 +318,7 @@ _TOP_KEYS: dict[str, bool] = {
 
 
 def find_pipeline(path: str | Path) -> Path:
-    """``path``, or the shipped example of that name (``tiny-cpu.yml``, ``pipelines/gpu-pool.yml``)."""
+    """``path``, or the shipped example of that name (``tiny-cpu.yaml``, ``pipelines/gpu-pool.yaml``)."""
     from karma_hf.resources import recipes_dir, resolve_recipe
 
     p = Path(path).expanduser()
