@@ -117,4 +117,67 @@ def real_data_dir(tmp_path_factory) -> Path:
     return out
 
 
+#: What the real tier evaluates (tests/test_real_models.py, tests/test_real_pool.py).
+REAL_TASKS = ["karma_mmlu_stem", "karma_mmlu_pro", "karma_hellaswag", "karma_arc_easy", "karma_arc_challenge"]
+REAL_LIMIT = 8
+
+
+def karma_subprocess_env(data_dir: Path) -> dict[str, str]:
+    """Environment of a `karma` subprocess of the real tier: offline, real items from ``data_dir``."""
+    return {
+        **os.environ,
+        "KARMA_DATA_DIR": str(data_dir),
+        "HF_HUB_OFFLINE": "1",
+        "HF_DATASETS_OFFLINE": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+    }
+
+
+def real_eval_command(model_path: Path, out: Path, chat: bool) -> list[str]:
+    """`karma eval` of one model on REAL_TASKS with --limit REAL_LIMIT --log_samples."""
+    cmd = [
+        str(Path(sys.executable).parent / "karma"),
+        "eval",
+        "--model_args",
+        f"pretrained={model_path},dtype=float32",
+        "--tasks",
+        ",".join(REAL_TASKS),
+        "--limit",
+        str(REAL_LIMIT),
+        "--batch_size",
+        str(REAL_LIMIT),
+        "--log_samples",
+        "--output_path",
+        str(out),
+    ]
+    return [*cmd, "--apply_chat_template"] if chat else cmd
+
+
+@pytest.fixture(scope="session")
+def real_runs(real_models, real_data_dir, tmp_path_factory) -> dict[str, Path]:
+    """model name -> its `karma eval` output folder (one subprocess per model), once per session:
+    tests/test_real_models.py checks the runs, tests/test_real_pool.py reuses them as scores.
+    ``KARMA_REAL_TIER_OUT=DIR`` keeps them (with ``timings.json``)."""
+    import json
+    import subprocess
+    import time
+
+    keep = os.environ.get("KARMA_REAL_TIER_OUT", "").strip()
+    root = Path(keep) if keep else tmp_path_factory.mktemp("real-tier")
+    root.mkdir(parents=True, exist_ok=True)
+    env = karma_subprocess_env(real_data_dir)
+    runs: dict[str, Path] = {}
+    seconds: dict[str, float] = {}
+    for model in real_models:
+        out = root / model.name
+        cmd = real_eval_command(model.path, out, model.chat)
+        start = time.perf_counter()
+        proc = subprocess.run(cmd, env=env, cwd=root, capture_output=True, text=True, timeout=900)
+        seconds[model.name] = time.perf_counter() - start
+        assert proc.returncode == 0, f"{cmd}\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}"
+        runs[model.name] = out
+    (root / "timings.json").write_text(json.dumps(seconds, indent=1) + "\n")
+    return runs
+
+
 # --- end real-model tier ---

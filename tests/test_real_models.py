@@ -15,64 +15,19 @@ Budget: at most 8 minutes on a 2-core CPU including the GGUF conversion from not
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+from conftest import REAL_LIMIT as LIMIT
+from conftest import REAL_TASKS as TASKS
 from real_models import read_samples, summarise
 
 pytestmark = [pytest.mark.real, pytest.mark.slow]
 
-TASKS = ["karma_mmlu_stem", "karma_mmlu_pro", "karma_hellaswag", "karma_arc_easy", "karma_arc_challenge"]
-LIMIT = 8
-BIN = Path(sys.executable).parent
+# The runs themselves are the session fixture ``real_runs`` of tests/conftest.py (shared with
+# tests/test_real_pool.py, which uses them as the pool's scores).
 SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
-
-
-@pytest.fixture(scope="module")
-def real_runs(real_models, real_data_dir, tmp_path_factory) -> dict[str, Path]:
-    """model name -> the `karma eval` output folder (one subprocess per model)."""
-    keep = os.environ.get("KARMA_REAL_TIER_OUT", "").strip()
-    root = Path(keep) if keep else tmp_path_factory.mktemp("real-tier")
-    root.mkdir(parents=True, exist_ok=True)
-    env = {
-        **os.environ,
-        "KARMA_DATA_DIR": str(real_data_dir),
-        "HF_HUB_OFFLINE": "1",
-        "HF_DATASETS_OFFLINE": "1",
-        "TOKENIZERS_PARALLELISM": "false",
-    }
-    runs: dict[str, Path] = {}
-    seconds: dict[str, float] = {}
-    for model in real_models:
-        out = root / model.name
-        cmd = [
-            str(BIN / "karma"),
-            "eval",
-            "--model_args",
-            f"pretrained={model.path},dtype=float32",
-            "--tasks",
-            ",".join(TASKS),
-            "--limit",
-            str(LIMIT),
-            "--batch_size",
-            str(LIMIT),
-            "--log_samples",
-            "--output_path",
-            str(out),
-        ]
-        if model.chat:
-            cmd.append("--apply_chat_template")
-        start = time.perf_counter()
-        proc = subprocess.run(cmd, env=env, cwd=root, capture_output=True, text=True, timeout=900)
-        seconds[model.name] = time.perf_counter() - start
-        assert proc.returncode == 0, f"{cmd}\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}"
-        runs[model.name] = out
-    (root / "timings.json").write_text(json.dumps(seconds, indent=1) + "\n")
-    return runs
 
 
 def _samples(run: Path, task: str, filter_name: str | None = None) -> list[dict]:
