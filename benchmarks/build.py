@@ -15,13 +15,18 @@ Arrow IPC stream file (what ``save_to_disk`` writes; loaded memory-mapped with
 Jobs, each in a fresh spawned process on the same file (so its peak memory is its own):
 
   floor      pyarrow alone: memory-map the source, gather the instruction and two responses per
-             row and write the same output columns to the same train/test files (no parsing, no
-             decisions; ``train_sft`` is declared on ``train``'s file, as the builder does)
+             row and write the same output columns (random hex ids, a few distinct scores) to the
+             same train/test files, snappy, 1,000-row row groups (no parsing, no decisions;
+             ``train_sft`` is declared on ``train``'s file, as the builder does)
+  floor-4    four such floors at once, one thread each (what four configs cost pyarrow alone)
   build-1    karma_hf.pairs.builder.build(..., modes=[sim]) -> parquet + card + report
   build-4    the same with the four modes score, sim, score_sim, rlaif (h4 recipe)
   reference  the usual per-row way: ``datasets.map`` with a Python function per row (chosen =
              max overall_score, rejected = a random other completion, as
              HuggingFaceH4/ultrafeedback_binarized did), then train/test split and ``to_parquet``
+
+Rounds are interleaved; each job's wall time and CPU time (user + system, all its threads) are
+reported, medians of the rounds. Module imports are done before the clock starts in every job.
 
 Memory: each job samples ``RssAnon`` (``/proc/self/status``: anonymous pages only, i.e. what
 the job allocated; the memory-mapped source's file-backed pages are not counted, being
@@ -78,6 +83,8 @@ RESPONSE_LENGTH = (900.0, 0.75, 16, 32_000)
 INSTRUCTION_LENGTH = (250.0, 1.0, 12, 20_000)
 EMPTY_RESPONSES = 0.001
 CHUNK_ROWS = 8_192
+#: values the floor writes in the score and cosine columns (as many distinct values as the build's)
+SCORE_VALUES = [round(0.25 * i, 2) for i in range(4, 21)] + [0.91, 0.93, 0.95, 0.97, 0.99]
 BLOCK, BLOCKS = 32, 65_536
 
 
@@ -409,6 +416,7 @@ def floor_config(src: str, folder: Path, offset: int = 0) -> int:
         values = pa.StructArray.from_arrays([role_arr, content], names=["role", "content"])
         return pa.ListArray.from_arrays(pa.array(np.arange(0, n * k + 1, k, dtype=np.int32)), values).cast(msg_type)
 
+    rng = np.random.default_rng(offset)
     folder.mkdir(parents=True, exist_ok=True)
     writers = {
         s: pq.ParquetWriter(str(folder / f"{s}-00000-of-00001.parquet"), schema, compression="snappy")
@@ -426,21 +434,20 @@ def floor_config(src: str, folder: Path, offset: int = 0) -> int:
                 model = pc.struct_field(comps.values, "model")
                 instr = part.column("instruction")
                 chosen, rejected = resp.take(pa.array(base)), resp.take(pa.array(base + 1))
-                floats = pa.array(np.zeros(n))
+                # values like the build's: a random hex id per row, a few distinct scores and cosines
+                digits = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
+                hexes = digits[rng.integers(0, 16, size=(n, 64), dtype=np.uint8)].view("S64").reshape(n)
+                floats = [pa.array(rng.choice(SCORE_VALUES, n)) for _ in range(5)]
                 out_t = pa.table(
                     [
                         messages(["user"], [instr], n),
                         messages(["assistant"], [chosen], n),
                         messages(["assistant"], [rejected], n),
                         messages(["user", "assistant"], [instr, chosen], n),
-                        pa.array(np.char.mod("%064x", np.arange(row, row + n))).cast(pa.string()),
+                        pa.array(hexes, type=pa.binary(64)).cast(pa.string()),
                         model.take(pa.array(base)),
                         model.take(pa.array(base + 1)),
-                        floats,
-                        floats,
-                        floats,
-                        floats,
-                        floats,
+                        *floats,
                         part.column("source"),
                     ],
                     schema=schema,

@@ -10,8 +10,9 @@
    hands them to the :class:`~karma_hf.pairs.writer.OutputWriter`, whose threads encode the
    parquet files while the next batch is parsed. Per row only the status of each mode is kept.
 
-The scan keeps the parsed batches (:class:`~karma_hf.pairs.decide.Rows` and prompt ids, ~200
-bytes per row) while they fit in :data:`PARSED_BUDGET` (64 MiB); pass 2 parses the others again.
+The scan keeps the parsed batches (:class:`~karma_hf.pairs.decide.Rows` and prompt ids, ~210
+bytes per row) when all of them fit in :data:`PARSED_BUDGET` (64 MiB); otherwise pass 2 parses
+every batch again.
 Keeping the whole parsed source would make memory grow with it; the scan must end before
 anything is written, because which prompts are held out decides every split's first row.
 """
@@ -37,8 +38,9 @@ if TYPE_CHECKING:  # pragma: no cover
     from karma_hf.sources.registry import SourceSchema
 
 
-#: Bytes of parsed batches the scan keeps for pass 2 (~200 bytes per row: about 300k rows); past
-#: that, batches are parsed again, so anonymous memory stays independent of the source size.
+#: Bytes of parsed batches the scan may keep for pass 2 (~210 bytes per UltraFeedback row: sources
+#: up to ~300k rows are parsed once); a larger source is parsed again batch by batch, so its
+#: anonymous memory does not grow with its size.
 PARSED_BUDGET = 64 * 2**20
 
 
@@ -55,10 +57,10 @@ class Context:
     questions: Any = None
     caches: dict[str, dict] = field(default_factory=dict)
     rank_of: np.ndarray | None = None
-    #: batches parsed by the scan and kept for pass 2 (``(rows, prompt ids)`` by first row), while
-    #: they fit in :data:`PARSED_BUDGET` bytes; pass 2 parses the others again
+    #: batches parsed by the scan and kept for pass 2 (``(rows, prompt ids)`` by first row) when the
+    #: whole parsed source fits in :data:`PARSED_BUDGET` bytes; otherwise pass 2 parses every batch again
     parsed: dict[int, tuple[Rows, pa.Array]] = field(default_factory=dict)
-    parsed_bytes: int = 0
+    keep_parsed: bool | None = None
 
     @property
     def h4(self) -> bool:
@@ -147,10 +149,10 @@ def _add_scan(
     start, n, (batch_keys, batch_valid), rows, ids, reasons = result
     keys[start : start + n], valid[start : start + n] = batch_keys, batch_valid
     stats.add_scan(rows, reasons)
-    size = rows.nbytes + ids.nbytes
-    if ctx.parsed_bytes + size <= PARSED_BUDGET:
+    if ctx.keep_parsed is None:  # decided on the first batch: would the whole parsed source fit?
+        ctx.keep_parsed = (rows.nbytes + ids.nbytes) / max(n, 1) * len(valid) <= PARSED_BUDGET
+    if ctx.keep_parsed:
         ctx.parsed[start] = (rows, ids)
-        ctx.parsed_bytes += size
     if progress is not None:
         progress(n)
 
