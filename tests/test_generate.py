@@ -200,3 +200,27 @@ def test_prompt_columns_with_messages(tmp_path):
     assert got.prompts[0].prompt_id == prompt_id_of(conv[:2]) and got.skipped == 1
     nectar = load_prompts(FIXTURES / "nectar_mini.jsonl", limit=2)  # a known source schema
     assert nectar.schema == "nectar" and len(nectar) == 2 and len(nectar.prompts[1].messages) == 3
+
+
+def test_torchrun_two_cpu_processes_share_the_shards(pool, tmp_path):
+    """Data parallel on CPU: two torchrun processes split the shards (one writer, one summary) and the
+    folder is byte-identical to a one-process run. accelerate's default PartialState() ignores a CPU
+    launch, which left every process doing all the work as its own main process."""
+    prompts = _prompts_file(tmp_path, 4)
+    args = ["generate", "--model_args", f"pretrained={pool[0]}", "--prompts", str(prompts), "--prompt-column",
+            "text", "--max-new-tokens", "4", "--temperature", "1.0", "--shard-size", "1", "--quiet"]  # fmt: skip
+    assert _run([*args, "-o", str(tmp_path / "one")]) == 0
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--standalone", "-m",
+           "karma_hf.cli", *args, "-o", str(tmp_path / "two")]  # fmt: skip
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            cwd=tmp_path, start_new_session=True)  # fmt: skip
+    try:
+        stdout, stderr = proc.communicate(timeout=300)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        stdout, stderr = proc.communicate()
+        pytest.fail(f"torchrun job hung; stderr tail: {stderr[-2000:]}")
+    assert proc.returncode == 0, stderr[-3000:]
+    assert stdout.count("wrote ") == 1, stdout  # one main process (each process was its own main before)
+    assert _digests(tmp_path / "two") == _digests(tmp_path / "one")

@@ -143,15 +143,28 @@ class HFGenerator:
             pass
 
 
-def dist_state() -> Any:
-    """accelerate's ``PartialState`` under a multi-process launch (``accelerate launch``, ``torchrun``), else None."""
+def dist_state(device: str | None = None) -> Any:
+    """accelerate's ``PartialState`` under a multi-process launch (``accelerate launch``, ``torchrun``), else None.
+
+    Without a GPU (or with ``--device cpu``) the processes join over gloo: accelerate's default
+    ``PartialState()`` ignores a CPU launch and would leave every process doing all the work.
+    """
     import os
 
-    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
         return None
+    import torch
     from accelerate import PartialState
 
-    return PartialState()
+    cpu = (device or "").startswith("cpu") or not torch.cuda.is_available()
+    state = PartialState(cpu=True) if cpu else PartialState()
+    if state.num_processes != world:
+        raise KarmaError(
+            f"launched with WORLD_SIZE={world} but accelerate sees {state.num_processes} process(es); "
+            "run karma generate under `accelerate launch` or `torchrun`"
+        )
+    return state
 
 
 def share(items: list[Any], state: Any) -> list[Any]:

@@ -128,7 +128,7 @@ def generate(
     check_models(config.models)
     out = Path(config.output)
     fingerprint = config.fingerprint(prompts.digest())
-    state = dist_state()
+    state = dist_state(config.device)
     main_process = state is None or state.is_main_process
     previous, wipe = _check_output(out, fingerprint, overwrite)  # read only: every process decides the same
     _barrier(state)
