@@ -463,6 +463,23 @@ class Kinship:
         return {mode: self.select(mode, self.models) for mode in karma_modes() if mode in SELECTORS}
 
     # ------------------------------------------------------------------ export
+    def global_pairs_dict(self) -> dict[str, dict[str, Any]]:
+        """:meth:`global_pairs`, JSON-safe (rounded to 6 decimals; a mode without a pair gives its reason)."""
+        out: dict[str, dict[str, Any]] = {}
+        for mode, res in self.global_pairs().items():
+            out[mode] = (
+                {"pair": None, "reason": res.reason}
+                if isinstance(res, NoPair)
+                else {
+                    "chosen": res.chosen,
+                    "rejected": res.rejected,
+                    "kinship": round(res.kinship, 6),
+                    "s_pref_chosen": round(res.s_pref_chosen, 6),
+                    "s_pref_rejected": round(res.s_pref_rejected, 6),
+                }
+            )
+        return out
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe summary (rounded to 6 decimals so output is stable across BLAS builds)."""
         return {

@@ -271,55 +271,18 @@ def test_kto_trains_on_the_unpaired_config(tiny_model_dir, built, tmp_path):
     assert stats["disabled"] is None  # the pair columns came along
 
 
-def test_cli_form_options(tmp_path, capsys):
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--form", "best,pairs"], "unknown form(s) 'pairs'"),
+        (["--max-pairs-per-prompt", "2"], "--max-pairs-per-prompt applies to --form all only"),
+        (["--modes", "rlaif", "--form", "all"], "needs a KARMA mode"),
+    ],
+)
+def test_cli_form_options(extra, message, tmp_path, capsys):
+    argv = ["build", "--source", str(sample_path()), "--scores", "ultrafeedback-paper", *extra]
     with pytest.raises(SystemExit) as exc:
-        main(
-            [
-                "build",
-                "--source",
-                str(sample_path()),
-                "--scores",
-                "ultrafeedback-paper",
-                "--form",
-                "best,pairs",
-                "--output",
-                str(tmp_path / "x"),
-            ]
-        )
+        main([*argv, "--output", str(tmp_path / "out")])
     assert exc.value.code == 2
-    assert "unknown form(s) 'pairs'" in capsys.readouterr().err
-    with pytest.raises(SystemExit) as exc:
-        main(
-            [
-                "build",
-                "--source",
-                str(sample_path()),
-                "--scores",
-                "ultrafeedback-paper",
-                "--max-pairs-per-prompt",
-                "2",
-                "--output",
-                str(tmp_path / "y"),
-            ]
-        )
-    assert exc.value.code == 2
-    assert "--max-pairs-per-prompt applies to --form all only" in capsys.readouterr().err
-    with pytest.raises(SystemExit) as exc:
-        main(
-            [
-                "build",
-                "--source",
-                str(sample_path()),
-                "--scores",
-                "ultrafeedback-paper",
-                "--modes",
-                "rlaif",
-                "--form",
-                "all",
-                "-o",
-                str(tmp_path / "z"),
-            ]
-        )
-    assert exc.value.code == 2
-    assert "needs a KARMA mode" in capsys.readouterr().err
+    assert message in capsys.readouterr().err
     assert not any(tmp_path.iterdir())

@@ -16,19 +16,7 @@ from karma_hf.scores import ScoreTable
 
 def kinship_payload(table: ScoreTable, kin: Kinship) -> dict[str, Any]:
     """Everything ``karma kinship --format json`` prints: table, ranking, matrix, global pairs."""
-    pairs = {}
-    for mode, res in kin.global_pairs().items():
-        pairs[mode] = (
-            {"pair": None, "reason": res.reason}
-            if isinstance(res, NoPair)
-            else {
-                "chosen": res.chosen,
-                "rejected": res.rejected,
-                "kinship": round(res.kinship, 6),
-                "s_pref_chosen": round(res.s_pref_chosen, 6),
-                "s_pref_rejected": round(res.s_pref_rejected, 6),
-            }
-        )
+    pairs = kin.global_pairs_dict()
     below: list[list[Any]] | None = None
     if len(kin.models) <= JSON_MATRIX_LIMIT:
         cos = kin.cosine

@@ -378,7 +378,7 @@ class KinshipStage(Stage):
         return dataclasses.replace(table, values=values, notes=[*table.notes, note])
 
     def run(self, ctx: Context, todo: list[str], done: Callable[[str, list[Path]], None]) -> tuple[list[Path], str]:
-        from karma_hf.kinship import Kinship, NoPair
+        from karma_hf.kinship import Kinship
 
         table = self.table(ctx)
         with warnings.catch_warnings(record=True) as caught:
@@ -387,19 +387,7 @@ class KinshipStage(Stage):
         notes = [*table.notes, *(str(w.message) for w in caught)]
         for note in notes:
             ctx.echo(f"      {note}" if note.startswith("warning:") else f"      note: {note}")
-        pairs: dict[str, Any] = {}
-        for mode, res in kin.global_pairs().items():
-            pairs[mode] = (
-                {"pair": None, "reason": res.reason}
-                if isinstance(res, NoPair)
-                else {
-                    "chosen": res.chosen,
-                    "rejected": res.rejected,
-                    "kinship": round(res.kinship, 6),
-                    "s_pref_chosen": round(res.s_pref_chosen, 6),
-                    "s_pref_rejected": round(res.s_pref_rejected, 6),
-                }
-            )
+        pairs = kin.global_pairs_dict()
         payload = {
             "scores": table.to_dict(),
             "kinship": kin.to_dict(),
