@@ -16,10 +16,12 @@ tests/fixtures/ultrafeedback_mini.jsonl (16 rows) — what each row is for:
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from karma_hf.errors import KarmaError
@@ -168,6 +170,28 @@ def test_vectorised_parse_matches_reference(cache, rating):
         assert got["models"] == [c.model for c in ref.completions], i
         assert got["empty"] == [c.empty for c in ref.completions], i
         assert got["rating"] == [c.rating for c in ref.completions], i
+
+
+@pytest.mark.parametrize("rating", ["aspects", "overall_score"])
+def test_ratings_alone_match_parse_batch(cache, rating):
+    """``ratings`` (the h4 recipe's overall_score without a second full parse) holds exactly what
+    ``parse_batch``'s rating column holds, malformed rows included (NaN where no rating)."""
+    import pyarrow.compute as pc
+
+    from karma_hf.sources.registry import completion_ratings, get_source
+
+    table = load_source(FIXTURE, cache_dir=cache).data.table
+    source = get_source("ultrafeedback")
+    for batch in table.to_batches(max_chunksize=7):
+        full = pc.list_flatten(parse_batch(batch, rating).column("rating")).to_numpy(zero_copy_only=False)
+        alone = completion_ratings(source, batch, rating)
+        assert alone.dtype == np.float64
+        np.testing.assert_array_equal(alone, full.astype(np.float64))
+    generic = dataclasses.replace(source, ratings=None)  # the fallback: parse_batch's column
+    batch = table.to_batches()[0]
+    np.testing.assert_array_equal(
+        completion_ratings(generic, batch, rating), completion_ratings(source, batch, rating)
+    )
 
 
 # ----------------------------------------------------------------------------- pairs and drops
@@ -421,6 +445,57 @@ def test_byte_identical_rebuilds(tmp_path, built, cache):
         )
         parquet = {k: v for k, v in _digests(other.output).items() if k.endswith(".parquet")}
         assert parquet == {k: v for k, v in first.items() if k.endswith(".parquet")}, src.name
+
+
+def test_quick_first_pass_matches_full_scan(tmp_path, cache, monkeypatch):
+    """Without unknown models, pass 1 only hashes the prompts and parses the rows of the smallest
+    keys (``stream.quick_scan``); every test size gives the bytes (or the error) of a full scan,
+    with malformed rows and repeated prompts among the held-out candidates."""
+    import karma_hf.pairs.stream as stream
+
+    rows = [json.loads(line) for line in FIXTURE.read_text().splitlines() if line.strip()]
+    for row in rows:  # ultralm-65b is known (excluded), so nothing is unknown
+        row["models"] = [m.replace("mystery-7b", "ultralm-65b") for m in row.get("models") or []]
+        for comp in row.get("completions") or []:
+            if isinstance(comp, dict) and comp.get("model") == "mystery-7b":
+                comp["model"] = "ultralm-65b"
+    bad = json.loads(json.dumps(rows[0]))
+    bad["completions"][0]["annotations"]["honesty"]["Rating"] = "seven"  # same prompt as row 0, malformed
+    rows += [json.loads(json.dumps(rows[0])), bad]
+    src = tmp_path / "uf.jsonl"
+    src.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    quick_runs: list[bool] = []
+    real_quick = stream.quick_scan
+
+    def spy(*args, **kwargs):
+        result = real_quick(*args, **kwargs)
+        quick_runs.append(result is not None)
+        return result
+
+    def outcome(out: Path) -> dict[str, bytes] | str:
+        try:
+            result = build(src, test_size=test_size, output=out, cache_dir=cache)
+        except KarmaError as exc:
+            return str(exc)
+        return {str(p.relative_to(result.output)): p.read_bytes() for p in sorted(result.output.rglob("*.*"))}
+
+    distinct = 0
+    for test_size in range(0, 20):
+        monkeypatch.setattr(stream, "can_quick_scan", lambda ctx: False)
+        full = outcome(tmp_path / f"full-{test_size}")
+        monkeypatch.undo()
+        for margin in (stream.QUICK_MARGIN, 0):  # 0: malformed candidates make the search widen
+            monkeypatch.setattr(stream, "quick_scan", spy)
+            monkeypatch.setattr(stream, "QUICK_MARGIN", margin)
+            quick = outcome(tmp_path / f"quick-{test_size}-{margin}")
+            monkeypatch.undo()
+            assert quick_runs.pop() is True
+            assert quick == full, (test_size, margin)
+        if isinstance(full, str):
+            assert "distinct well-formed prompts" in full
+            break
+        distinct += 1
+    assert distinct > 5  # several held-out sizes were built before --test-size ran out of prompts
 
 
 def test_cli_build(tmp_path, capsys, cache, monkeypatch):

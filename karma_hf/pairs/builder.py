@@ -233,9 +233,8 @@ def run_build(
 
     from karma_hf.cards.dataset import write_dataset_card
     from karma_hf.kinship import Kinship
-    from karma_hf.pairs.decide import count_prompts, test_split
     from karma_hf.pairs.report import BuildStats, build_report
-    from karma_hf.pairs.stream import Context, decide_and_write, scan
+    from karma_hf.pairs.stream import Context, can_quick_scan, decide_and_write, quick_scan, resolve_test_split
     from karma_hf.pairs.writer import OutputWriter
     from karma_hf.sources.loading import LOAD_ERROR_COLUMN, has_splits, load_source
     from karma_hf.sources.registry import detect_source, get_source, pinned_revision
@@ -272,27 +271,14 @@ def run_build(
     stats = BuildStats(n=data.num_rows, modes=tuple(config.modes), configs=tuple(config.configs()))
 
     with _progress(progress, data.num_rows) as bars:
-        keys, valid = scan(ctx, data, stats, bars("Reading completions"))  # pass 1
-        if config.strict and stats.malformed:
-            i, reason = stats.malformed_examples[0]
-            raise KarmaError(
-                f"row {i} of {source_id} is malformed: {reason} "
-                f"({stats.malformed} malformed row(s) in all; drop --strict to skip and count them)"
-            )
-        unknown = stats.unknown_counts()
-        if unknown and not config.ignore_unknown_models:
-            listed = ", ".join(f"{name!r} ({n} completions)" for name, n in unknown.items())
-            known = ", ".join(tuple(kin.models) + tuple(m for m in table.known_unscored if m not in kin.index))
-            raise KarmaError(
-                f"model(s) in {source_id} not in the score table: {listed}; known: {known}; "
-                "add them to --scores (or --aliases) or pass --ignore-unknown-models to skip them"
-            )
-        sorted_rows, rank, total = count_prompts(keys, valid)
-        del keys, valid
-        count = _test_count(config.test_size, total)
-        is_test = test_split(sorted_rows, rank, total, data.num_rows, count)
+        quick = quick_scan(ctx, data, bars("Hashing prompts")) if can_quick_scan(ctx) else None  # pass 1
+        if quick is not None:
+            count = int(config.test_size)
+            is_test = resolve_test_split(ctx, data, *quick, count)
+            del quick
+        else:
+            count, is_test = _full_scan(ctx, data, stats, table, source_id, bars("Reading completions"))
         stats.test_prompts = count
-        del sorted_rows, rank
 
         tmp: tempfile.TemporaryDirectory | None = None
         if output is None:
@@ -348,6 +334,37 @@ def run_build(
         statuses=stats.statuses,
         _tmp=tmp,
     )
+
+
+def _full_scan(
+    ctx: Any, data: Any, stats: Any, table: ScoreTable, source_id: str, progress: Any
+) -> tuple[int, np.ndarray]:
+    """Pass 1 parsing every row (:func:`karma_hf.pairs.stream.scan`): the errors that need every
+    row (``--strict``, unknown models) come before anything is written; returns the number of
+    held-out prompts and the test flag of each row."""
+    from karma_hf.pairs.decide import count_prompts, test_split
+    from karma_hf.pairs.stream import scan
+
+    config, kin = ctx.config, ctx.kin
+    keys, valid = scan(ctx, data, stats, progress)
+    if config.strict and stats.malformed:
+        i, reason = stats.malformed_examples[0]
+        raise KarmaError(
+            f"row {i} of {source_id} is malformed: {reason} "
+            f"({stats.malformed} malformed row(s) in all; drop --strict to skip and count them)"
+        )
+    unknown = stats.unknown_counts()
+    if unknown and not config.ignore_unknown_models:
+        listed = ", ".join(f"{name!r} ({n} completions)" for name, n in unknown.items())
+        known = ", ".join(tuple(kin.models) + tuple(m for m in table.known_unscored if m not in kin.index))
+        raise KarmaError(
+            f"model(s) in {source_id} not in the score table: {listed}; known: {known}; "
+            "add them to --scores (or --aliases) or pass --ignore-unknown-models to skip them"
+        )
+    sorted_rows, rank, total = count_prompts(keys, valid)
+    del keys, valid
+    count = _test_count(config.test_size, total)
+    return count, test_split(sorted_rows, rank, total, data.num_rows, count)
 
 
 def _prepare_h4(ctx: Any) -> int | None:

@@ -51,7 +51,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -95,10 +95,18 @@ class CandidateSets:
     first: np.ndarray  # per set: index in todo of its first row
     set_keys: list  # per set: a hashable key of its members (the same set gets the same key in every batch)
     inverse: np.ndarray  # per todo row: its set
-    members: list[np.ndarray]  # per set: the model codes, ascending
     keys: np.ndarray  # sorted row * k + code of every candidate
     flat: np.ndarray  # the completion (flat index) of each key
     k: int
+    row_start: np.ndarray  # per todo row: where its candidates start in keys
+    #: per set: its key as one exact number (a sum of distinct powers of two; pools of <= 52
+    #: models), which orders and searches as a numpy array; None for larger pools
+    numeric_keys: np.ndarray | None = None
+
+    def members(self, j: int) -> np.ndarray:
+        """The model codes of set ``j``, ascending."""
+        i = self.first[j]
+        return self.keys[self.row_start[i] : self.row_start[i + 1]] % self.k
 
     def lookup(self, rows: np.ndarray, codes: np.ndarray) -> np.ndarray:
         """Flat index of the candidate of model ``codes[i]`` in row ``rows[i]`` (which must exist)."""
@@ -128,6 +136,7 @@ class Rows:
     row_exclusion: np.ndarray | None = None
     #: source index of row 0 (a batch of a larger source: the seeded draws hash the source index)
     start: int = 0
+    _karma_memo: tuple[np.ndarray, CandidateSets | None] | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.excluded is None:
@@ -201,6 +210,8 @@ class Rows:
 
     def unknown_counts(self) -> dict[str, int]:
         ok = ~self.malformed[self.parent] & (self.code == -1) & ~self._excluded
+        if not ok.any():
+            return {}
         names, counts = np.unique(
             self.unknown_names[ok & (self.unknown_names != None)].astype(str),  # noqa: E711
             return_counts=True,
@@ -283,44 +294,39 @@ class Rows:
                 np.packbits(member, axis=1), axis=0, return_index=True, return_inverse=True
             )
             hashable = [row.tobytes() for row in set_keys]
-        row_start = np.searchsorted(pos[rows], np.arange(todo.size + 1))
         return CandidateSets(
             todo=todo,
             first=first,
             set_keys=hashable,
             inverse=inverse.reshape(-1),
-            members=[codes[row_start[i] : row_start[i + 1]] for i in first],
             keys=sorted_keys,
             flat=sorted_flat,
             k=k,
+            row_start=np.searchsorted(pos[rows], np.arange(todo.size + 1)),
+            numeric_keys=set_keys if k <= 52 else None,
         )
+
+    def _karma_sets(self) -> tuple[np.ndarray, CandidateSets | None]:
+        """Status before selection (a copy) and the candidate sets of the rows that need a
+        selection; computed once per batch, shared by every KARMA mode and form."""
+        if self._karma_memo is None:
+            status, candidate = self._karma_candidates()
+            todo = np.flatnonzero(status == 0)
+            self._karma_memo = (status, self._candidate_sets(candidate, todo) if todo.size else None)
+        status, sets = self._karma_memo
+        return status.copy(), sets
 
     def decide_karma(self, kin: Kinship, mode: str, cache: dict | None = None) -> Decision:
         """``cache``: outcomes by candidate set, kept across the batches of one build (one
         :meth:`Kinship.select` per distinct set of the whole source)."""
-        from karma_hf.kinship import Pair
-
         cache = {} if cache is None else cache
 
-        status, candidate = self._karma_candidates()
+        status, sets = self._karma_sets()
         chosen = np.full(self.n, -1, dtype=np.int64)
         rejected = np.full(self.n, -1, dtype=np.int64)
-        todo = np.flatnonzero(status == 0)
-        if todo.size:
-            sets = self._candidate_sets(candidate, todo)
-            outcome = np.zeros((len(sets.first), 3), dtype=np.int64)  # status, chosen code, rejected code
-            for j, (key, codes) in enumerate(zip(sets.set_keys, sets.members, strict=True)):
-                hit = cache.get(key)
-                if hit is None:
-                    result = kin.select(mode, [kin.models[c] for c in codes])
-                    if isinstance(result, Pair):
-                        hit = (KEPT, kin.index[result.chosen], kin.index[result.rejected])
-                    else:
-                        reason = "fewer_than_two_scored" if result.reason == "fewer_than_two" else result.reason
-                        hit = (STATUS[reason], -1, -1)
-                    cache[key] = hit
-                outcome[j] = hit
-            per_row = outcome[sets.inverse]
+        if sets is not None:
+            todo = sets.todo
+            per_row = _set_outcomes(sets, kin, mode, cache)[sets.inverse]
             status[todo] = per_row[:, 0]
             kept = per_row[:, 0] == KEPT
             rows_kept = todo[kept]
@@ -333,18 +339,17 @@ class Rows:
         ``max_pairs`` per row; rows in source order. ``cache``: pairs by candidate set, kept across
         batches."""
         cache = {} if cache is None else cache
-        status, candidate = self._karma_candidates()
-        todo = np.flatnonzero(status == 0)
+        _, sets = self._karma_sets()
         empty = np.zeros(0, dtype=np.int64)
-        if not todo.size:
+        if sets is None:
             return PairItems(empty, empty, empty, empty.astype(np.int32))
-        sets = self._candidate_sets(candidate, todo)
+        todo = sets.todo
         per_set_c: list[np.ndarray] = []
         per_set_r: list[np.ndarray] = []
-        for key, codes in zip(sets.set_keys, sets.members, strict=True):
+        for j, key in enumerate(sets.set_keys):
             hit = cache.get(key)
             if hit is None:
-                pairs = kin.all_pairs(mode, [kin.models[c] for c in codes])[:max_pairs]
+                pairs = kin.all_pairs(mode, [kin.models[c] for c in sets.members(j)])[:max_pairs]
                 hit = (
                     np.array([kin.index[p.chosen] for p in pairs], dtype=np.int64),
                     np.array([kin.index[p.rejected] for p in pairs], dtype=np.int64),
@@ -441,6 +446,44 @@ class Rows:
             chosen[first_rows] = self.position(chosen_flat[first_rows])
             rejected[picked_rows] = self.position(sub[order][picked])
         return Decision(status, chosen, rejected)
+
+
+def _select_outcome(kin: Kinship, mode: str, codes: np.ndarray) -> tuple[int, int, int]:
+    """``(status, chosen code, rejected code)`` of one candidate set (:meth:`Kinship.select`)."""
+    from karma_hf.kinship import Pair
+
+    result = kin.select(mode, [kin.models[c] for c in codes])
+    if isinstance(result, Pair):
+        return KEPT, kin.index[result.chosen], kin.index[result.rejected]
+    reason = "fewer_than_two_scored" if result.reason == "fewer_than_two" else result.reason
+    return STATUS[reason], -1, -1
+
+
+def _set_outcomes(sets: CandidateSets, kin: Kinship, mode: str, cache: dict) -> np.ndarray:
+    """Per candidate set: ``(status, chosen code, rejected code)`` (int64, (n_sets, 3)). ``cache``
+    keeps the outcomes of the sets seen so far: numeric set keys as a sorted array searched with
+    numpy (``"keys"``, ``"outcomes"``), other keys in the dict itself; only unseen sets are
+    selected."""
+    if sets.numeric_keys is None:
+        for j, key in enumerate(sets.set_keys):
+            if key not in cache:
+                cache[key] = _select_outcome(kin, mode, sets.members(j))
+        return np.array([cache[key] for key in sets.set_keys], dtype=np.int64).reshape(-1, 3)
+    wanted = sets.numeric_keys
+    known = cache.get("keys", np.zeros(0))
+    outcomes = cache.get("outcomes", np.zeros((0, 3), dtype=np.int64))
+    at = np.searchsorted(known, wanted)
+    seen = at < known.size
+    seen[seen] = known[at[seen]] == wanted[seen]
+    missing = np.flatnonzero(~seen)
+    if missing.size:
+        new = np.array([_select_outcome(kin, mode, sets.members(int(j))) for j in missing], dtype=np.int64)
+        keys = np.concatenate([known, wanted[missing]])
+        order = np.argsort(keys, kind="stable")
+        known, outcomes = keys[order], np.concatenate([outcomes, new.reshape(-1, 3)])[order]
+        cache["keys"], cache["outcomes"] = known, outcomes
+        at = np.searchsorted(known, wanted)
+    return outcomes[at]
 
 
 def hash_uniform(seed: int, rows: np.ndarray, codes: np.ndarray) -> np.ndarray:

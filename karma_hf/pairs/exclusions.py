@@ -121,17 +121,15 @@ def batch_exclusions(batch: pa.RecordBatch, source: SourceSchema, question_set: 
 def overall_scores(table: pa.Table, source: SourceSchema, batch_size: int) -> np.ndarray:
     """Per completion (rows concatenated, as :class:`~karma_hf.pairs.decide.Rows`): the source's
     ``overall_score`` rating, NaN where null or not a number."""
-    import pyarrow.compute as pc
+    from karma_hf.sources.registry import completion_ratings
 
     check_overall_score(source)
     parts = [
-        pc.list_flatten(source.parse_batch(rb, "overall_score").column("rating").combine_chunks())
+        completion_ratings(source, rb, "overall_score")
         for rb in table.to_batches(max_chunksize=batch_size)
         if rb.num_rows
     ]
-    if not parts:
-        return np.zeros(0, dtype=np.float64)
-    return np.concatenate([p.to_numpy(zero_copy_only=False).astype(np.float64) for p in parts])
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=np.float64)
 
 
 def check_overall_score(source: SourceSchema) -> None:

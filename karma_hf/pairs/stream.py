@@ -61,6 +61,8 @@ class Context:
     #: whole parsed source fits in :data:`PARSED_BUDGET` bytes; otherwise pass 2 parses every batch again
     parsed: dict[int, tuple[Rows, pa.Array]] = field(default_factory=dict)
     keep_parsed: bool | None = None
+    #: pass 1 was :func:`quick_scan`: pass 2 parses every batch and counts what the scan would have
+    quick: bool = False
 
     @property
     def h4(self) -> bool:
@@ -111,6 +113,99 @@ def malformed_reasons(parsed: pa.Table, start: int) -> list[tuple[int, str]]:
 
 
 # ------------------------------------------------------------------------------ pass 1
+#: Prompts beyond ``--test-size`` whose rows :func:`resolve_test_split` parses at first (malformed
+#: rows among the smallest keys need a few more; the search doubles while they are not enough).
+QUICK_MARGIN = 64
+
+
+def can_quick_scan(ctx: Context) -> bool:
+    """Whether pass 1 may skip the full parse (:func:`quick_scan`): the source has a
+    ``quick_scan``, ``--test-size`` is a count (a fraction needs the number of well-formed
+    prompts), and no error needs every row parsed before writing (``--strict``, rows the loader
+    could not read)."""
+    config = ctx.config
+    return (
+        ctx.source.quick_scan is not None
+        and not config.strict
+        and not ctx.load_errors
+        and not isinstance(config.test_size, float)
+    )
+
+
+def quick_scan(ctx: Context, table: pa.Table, progress: Any = None) -> tuple[np.ndarray, np.ndarray] | None:
+    """Pass 1 without parsing: every row's test-split key from its would-be prompt id (the
+    source's ``quick_scan``) and whether it has one. None as soon as a completion names a model
+    that is neither scored, known-unscored nor excluded, or a name is not UTF-8 text: that build
+    needs the full :func:`scan` (an error before writing, or counts of skipped completions).
+    :func:`resolve_test_split` then parses only the rows of the smallest keys."""
+    import pyarrow.compute as pc
+
+    from karma_hf.pairs.decide import test_keys
+    from karma_hf.sources.registry import invalid_utf8
+
+    assert ctx.source.quick_scan is not None
+    known = {*ctx.kin.models, *ctx.known_unscored, *ctx.config.excluded_models}
+    keys = np.zeros((table.num_rows, 2), dtype=np.uint64)
+    maybe = np.zeros(table.num_rows, dtype=bool)
+    for start, batch in batches(table, ctx.config.batch_size):
+        ids, models = ctx.source.quick_scan(batch)
+        names = pc.unique(models).drop_null()
+        if invalid_utf8(names).any() or not known.issuperset(names.to_pylist()):
+            return None
+        n = batch.num_rows
+        keys[start : start + n], maybe[start : start + n] = test_keys(ids, ctx.config.seed)
+        if progress is not None:
+            progress(n)
+    ctx.quick = True
+    return keys, maybe
+
+
+def resolve_test_split(ctx: Context, table: pa.Table, keys: np.ndarray, maybe: np.ndarray, count: int) -> np.ndarray:
+    """After :func:`quick_scan`: the rows of the ``count`` held-out prompts, exactly as
+    :func:`~karma_hf.pairs.decide.test_split` finds them after a full scan (the ``count`` distinct
+    prompts of well-formed rows with the smallest keys). Only the rows of the smallest keys are
+    parsed, a few more than ``count`` prompts' worth, more while malformed ones leave too few."""
+    from karma_hf.pairs.decide import count_prompts, test_split
+
+    n = len(maybe)
+    rows, rank, distinct = count_prompts(keys, maybe)  # every row with a would-be prompt id
+    if count == 0:
+        return np.zeros(n, dtype=bool)
+    want = count + 1 + max(QUICK_MARGIN, count // 16)
+    while True:
+        cand = rank < want
+        cand_rows, cand_rank = rows[cand], rank[cand]
+        valid = _well_formed(ctx, table, cand_rows)
+        valid_ranks, dense = np.unique(cand_rank[valid], return_inverse=True)
+        if valid_ranks.size > count or want >= distinct:
+            break
+        want *= 2
+    # more than count well-formed prompts found, or all of them (then their number is exact)
+    return test_split(cand_rows[valid], dense.reshape(-1), int(valid_ranks.size), n, count)
+
+
+def _well_formed(ctx: Context, table: pa.Table, rows: np.ndarray) -> np.ndarray:
+    """Whether each of the source ``rows`` parses (has a prompt id). The rows are gathered from
+    their record batches (``Table.take`` across the chunks of a memory-mapped table would copy it
+    whole) and parsed together, a batch's worth at a time."""
+    import pyarrow as pa
+
+    chunks = [b for b in table.to_batches() if b.num_rows]
+    starts = np.cumsum([0] + [b.num_rows for b in chunks])
+    order = np.argsort(rows, kind="stable")
+    out = np.zeros(rows.size, dtype=bool)
+    size = ctx.config.batch_size
+    for lo in range(0, rows.size, size):
+        part = order[lo : lo + size]
+        wanted = rows[part]  # ascending
+        chunk = np.searchsorted(starts, wanted, side="right") - 1
+        pieces = [chunks[c].take(pa.array(wanted[chunk == c] - starts[c])) for c in np.unique(chunk).tolist()]
+        gathered = pa.Table.from_batches(pieces).combine_chunks()
+        parsed = ctx.source.parse_batch(gathered, ctx.config.rating)
+        out[part] = np.asarray(parsed.column("prompt_id").is_valid().to_numpy(zero_copy_only=False))
+    return out
+
+
 def scan(ctx: Context, table: pa.Table, stats: BuildStats, progress: Any = None) -> tuple[np.ndarray, np.ndarray]:
     """Pass 1: every row's test-split key and whether it has a prompt id
     (:func:`~karma_hf.pairs.decide.test_keys`); the counts go to ``stats``. Batches are parsed by
@@ -160,19 +255,17 @@ def _add_scan(
 # ------------------------------------------------------------------------------ pass 2
 def decide_batch(ctx: Context, batch: pa.RecordBatch, rows: Rows) -> dict[str, Decision]:
     """Every mode's decision for the rows of one batch."""
-    import pyarrow.compute as pc
-
     from karma_hf.pairs.decide import decide
 
     config = ctx.config
     if ctx.h4:
         from karma_hf.pairs.exclusions import batch_exclusions
+        from karma_hf.sources.registry import completion_ratings
 
         if config.rating == "overall_score":
             rows.overall = rows.rating
-        else:
-            overall = pc.list_flatten(ctx.source.parse_batch(batch, "overall_score").column("rating").combine_chunks())
-            rows.overall = overall.to_numpy(zero_copy_only=False).astype(np.float64)
+        else:  # the overall_score alone, not a second parse of the batch
+            rows.overall = completion_ratings(ctx.source, batch, "overall_score")
         rows.row_exclusion = batch_exclusions(batch, ctx.source, ctx.questions)
     return {
         mode: decide(
@@ -240,6 +333,8 @@ def decide_and_write(
         else:
             parsed = parse(ctx, batch)
             rows, prompt_ids = parsed_rows(ctx, parsed, start), parsed.column("prompt_id").combine_chunks()
+            if ctx.quick:  # pass 1 counted nothing
+                stats.add_scan(rows, malformed_reasons(parsed, start))
         decisions = decide_batch(ctx, batch, rows)
         stats.add_decisions(rows, decisions)
         items = config_items(ctx, rows, decisions)

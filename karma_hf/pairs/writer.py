@@ -5,9 +5,12 @@ its decided rows) with the rows of each config (a mode in a form, :data:`karma_h
 each config's thread gathers them with Arrow ``take`` straight into their split (train rows and
 test rows are taken separately, never filtered afterwards) and writes them. Arrow kernels and
 parquet encoding release the GIL, so the configs are gathered and encoded in parallel while the
-main thread parses and decides the next batch; at most two batches per config wait in line (as
-references to the memory-mapped source), so memory stays bounded by the batch size, whatever the
-size of the source.
+main thread parses and decides the next batch. With fewer configs than cores (a one-mode build on
+two cores), each config splits its work over two threads: one gathers a batch while the other
+encodes the previous one, since parquet encoding is most of a build and one thread would leave a
+core idle. At most two batches per config wait in line (as references to the memory-mapped
+source), plus one gathered batch when pipelined, so memory stays bounded by the batch size,
+whatever the size of the source.
 
 ``train_sft`` has no file of its own: the card declares it on ``train``'s shards
 (:data:`karma_hf.layout.SPLIT_FILES`), so its bytes are stored and uploaded once.
@@ -36,9 +39,14 @@ if TYPE_CHECKING:  # pragma: no cover
 
 ROW_GROUP_SIZE = 1000
 #: Row groups between two returns of the writer thread's freed memory to the OS (see :func:`release_unused`).
+#: Every group costs time: a four-mode build of 1M rows took 83 s with peak anonymous memory
+#: 393 MB, against 75 s and 429 MB releasing the Arrow pool every second group without
+#: ``malloc_trim``, and 81 s and 407 MB trimming every eighth (``benchmarks/build.py``, 2 cores).
 RELEASE_EVERY = 1
-#: Batches that may wait for one config's writer thread before the reader blocks.
+#: Batches that may wait for one config's gather thread before the reader blocks.
 MAX_PENDING = 2
+#: Gathered batches that may wait for one config's write thread before its gather thread blocks.
+MAX_WRITING = 1
 
 
 def release_unused() -> None:
@@ -53,6 +61,15 @@ def release_unused() -> None:
     pa.default_memory_pool().release_unused()
     if _TRIM is not None:  # glibc: numpy's freed blocks in this thread's arena too
         _TRIM(0)
+
+
+def available_cores() -> int:
+    """CPU cores this process may run on."""
+    import os
+
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 def _malloc_trim() -> Any:
@@ -127,35 +144,60 @@ class SplitWriter:
 
 
 class ConfigWriter:
-    """The files of one config, fed from the reader and written by a thread of their own."""
+    """The files of one config, fed from the reader by a thread of their own that gathers each
+    batch's tables (Arrow ``take``) and encodes them (parquet). ``pipelined``: a second thread
+    encodes while the first gathers the next batch (both release the GIL), for builds with fewer
+    configs than cores; with as many configs as cores the configs already keep every core busy,
+    and a second stage would only hold one more batch of text per config."""
 
-    def __init__(self, folder: Path, form: str) -> None:
+    def __init__(self, folder: Path, form: str, pipelined: bool = False) -> None:
         self.folder = folder
+        self.pipelined = pipelined
         schema = form_schema(form)
         self.writers = {
             split: SplitWriter(folder / shard_name(split), schema)
             for split in FORMS[form].splits
             if shard_split(split) == split
         }
-        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"karma-write-{folder.name}")
-        self.pending: deque[Future[None]] = deque()
+        self.gather_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"karma-gather-{folder.name}")
+        self.write_pool = (
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"karma-write-{folder.name}") if pipelined else None
+        )
+        self.pending: deque[Future[None]] = deque()  # batches being gathered (the reader's queue)
+        self.writing: deque[Future[None]] = deque()  # tables being written (the gather thread's queue)
 
     def submit(self, batch: Batch, items: Items, is_test: np.ndarray) -> None:
-        """Queue one batch's rows of this config (gathered and written by this config's thread)."""
+        """Queue one batch's rows of this config (gathered and written by this config's threads)."""
         while len(self.pending) >= MAX_PENDING:
-            self.pending.popleft().result()  # re-raises a failed write here, in the reader
-        self.pending.append(self.pool.submit(self._add, batch, items, is_test))
+            self.pending.popleft().result()  # re-raises a failed gather or write here, in the reader
+        self.pending.append(self.gather_pool.submit(self._gather, batch, items, is_test))
 
-    def _add(self, batch: Batch, items: Items, is_test: np.ndarray) -> None:
+    def _gather(self, batch: Batch, items: Items, is_test: np.ndarray) -> None:
         test = is_test[items.row]
-        for split, sel in (("train", np.flatnonzero(~test)), ("test", np.flatnonzero(test))):
-            if sel.size:
-                self.writers[split].add(TABLES[items.form](batch, items, sel))
+        tables = [
+            (split, TABLES[items.form](batch, items, sel))
+            for split, sel in (("train", np.flatnonzero(~test)), ("test", np.flatnonzero(test)))
+            if sel.size
+        ]
+        if self.write_pool is None:
+            self._write(tables)
+            return
+        while len(self.writing) >= MAX_WRITING:
+            self.writing.popleft().result()  # a failed write fails this gather, and so the reader
+        self.writing.append(self.write_pool.submit(self._write, tables))
+
+    def _write(self, tables: list[tuple[str, pa.Table]]) -> None:
+        for split, table in tables:
+            self.writers[split].add(table)
 
     def close(self) -> dict[str, dict[str, int]]:
         while self.pending:
             self.pending.popleft().result()
-        self.pool.shutdown()
+        self.gather_pool.shutdown()
+        while self.writing:  # only the gather thread appends, and it is done
+            self.writing.popleft().result()
+        if self.write_pool is not None:
+            self.write_pool.shutdown()
         sizes = {split: writer.close() for split, writer in self.writers.items()}
         if not any(size["num_examples"] for size in sizes.values()):
             self.folder.rmdir()  # a config without rows is not written at all
@@ -164,7 +206,11 @@ class ConfigWriter:
     def abort(self) -> None:
         for future in self.pending:
             future.cancel()
-        self.pool.shutdown(wait=True, cancel_futures=True)
+        self.gather_pool.shutdown(wait=True, cancel_futures=True)
+        for future in self.writing:
+            future.cancel()
+        if self.write_pool is not None:
+            self.write_pool.shutdown(wait=True, cancel_futures=True)
         for writer in self.writers.values():
             writer.abort()
 
@@ -370,9 +416,10 @@ class OutputWriter:
     def __init__(self, out_dir: Path, forms: dict[str, str]) -> None:
         self.forms = forms
         self.writers: dict[str, ConfigWriter] = {}
+        pipelined = len(forms) < available_cores()
         try:
             for name, form in forms.items():
-                self.writers[name] = ConfigWriter(out_dir / name, form)
+                self.writers[name] = ConfigWriter(out_dir / name, form, pipelined=pipelined)
         except BaseException:
             self.abort()
             raise

@@ -10,7 +10,15 @@ A :class:`SourceSchema` is a small record of functions:
   and per completion ``models``, ``empty`` and ``rating`` (null = not rated);
 - ``texts(batch)``: the prompt of each row and the response of each completion, in the same
   order as ``parse_batch``'s completions, plus an optional per-row ``source`` label and, for
-  multi-turn prompts, the prompt as messages.
+  multi-turn prompts, the prompt as messages;
+- ``ratings(batch, rating)`` (optional): ``parse_batch``'s ``rating`` values alone, flattened
+  (float64, NaN = not rated), for a second rating method without parsing the batch again
+  (:func:`completion_ratings`);
+- ``quick_scan(batch)`` (optional): ``(prompt ids, model names)`` without validating anything:
+  per row the ``prompt_id`` that ``parse_batch`` gives the row *if* it is well-formed (null only
+  where no row could have one), and the model name of every completion, rows concatenated. With
+  it the builder's first pass hashes the prompts and checks the models without parsing every row
+  (the full parse then happens once, in the second pass).
 """
 
 from __future__ import annotations
@@ -67,12 +75,26 @@ class SourceSchema:
     texts: Callable[[pa.RecordBatch], SourceTexts]
     #: Source columns ``texts`` reads (the writer selects only these).
     text_columns: tuple[str, ...]
+    ratings: Callable[[pa.RecordBatch, str], np.ndarray] | None = None
+    quick_scan: Callable[[pa.RecordBatch], tuple[pa.Array, pa.Array]] | None = None
     rating_methods: tuple[str, ...] = ("default",)
     rating_help: dict[str, str] = field(default_factory=dict)
     #: Hub ids with a pinned default revision, e.g. ``{"openbmb/UltraFeedback": "40b4..."}``.
     pinned_revisions: dict[str, str] = field(default_factory=dict)
     #: Licenses of known Hub ids (the card inherits them).
     licenses: dict[str, str] = field(default_factory=dict)
+
+
+def completion_ratings(source: SourceSchema, batch: pa.RecordBatch, rating: str) -> np.ndarray:
+    """Per completion of ``batch`` (rows concatenated): its ``rating`` as float64, NaN = not rated;
+    the source's own ``ratings`` when it has one, else ``parse_batch``'s ``rating`` column."""
+    import numpy as np
+    import pyarrow.compute as pc
+
+    if source.ratings is not None:
+        return source.ratings(batch, rating)
+    column = source.parse_batch(batch, rating).column("rating").combine_chunks()
+    return np.asarray(pc.list_flatten(column).to_numpy(zero_copy_only=False), dtype=np.float64)
 
 
 _SOURCES: dict[str, SourceSchema] = {}

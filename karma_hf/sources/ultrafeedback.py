@@ -277,6 +277,78 @@ def _parse_values(arr: pa.Array, parser) -> tuple[Any, Any]:
     return lookup[codes], bad[codes]
 
 
+def _ratings(flat: pa.Array, rating: str) -> tuple[Any, Any]:
+    """Per completion of the flattened ``completions``: the ``rating`` (float64, NaN = not rated)
+    and whether its value breaks the schema (a nested value, text that is not a rating)."""
+    import numpy as np
+    import pyarrow as pa
+
+    n = len(flat)
+    bad = np.zeros(n, dtype=bool)
+    if rating == "overall_score":
+        child = _child(flat, ("overall_score",))
+        if child is None:
+            return np.full(n, np.nan), bad
+        return _parse_values(child, parse_overall_score)
+    per_aspect = []
+    for aspect in ASPECTS:
+        container = _child(flat, ("annotations", aspect))
+        if container is not None and not pa.types.is_struct(container.type):
+            bad |= ~np.asarray(container.is_null().to_numpy(zero_copy_only=False), dtype=bool)
+            continue
+        child = _child(flat, ("annotations", aspect, "Rating"))
+        if child is None:
+            continue
+        values, bad_values = _parse_values(child, parse_rating)
+        per_aspect.append(values)
+        bad |= bad_values
+    if not per_aspect:
+        return np.full(n, np.nan), bad
+    stacked = np.vstack(per_aspect)
+    count = (~np.isnan(stacked)).sum(axis=0)
+    total = np.nansum(stacked, axis=0)
+    return np.divide(total, count, out=np.full(n, np.nan), where=count > 0), bad
+
+
+def ratings(batch: pa.RecordBatch, rating: str = "aspects") -> Any:
+    """:func:`parse_batch`'s ``rating`` values alone, one per completion (rows concatenated):
+    float64, NaN = not rated or not a rating (the row is malformed then)."""
+    import pyarrow.compute as pc
+
+    check_schema(batch.schema, rating)
+    return _ratings(pc.list_flatten(batch.column("completions")), rating)[0]
+
+
+def _hash_instructions(instr: pa.Array, rows: Any, out: list[str | None]) -> None:
+    """``out[i] = prompt_id(instruction i)`` for each of ``rows``, hashing the UTF-8 bytes straight
+    from the Arrow buffer (no Python string per row)."""
+    import numpy as np
+    import pyarrow as pa
+
+    _, offsets_buffer, data_buffer = instr.buffers()
+    width = np.int64 if pa.types.is_large_string(instr.type) else np.int32
+    ends = np.frombuffer(offsets_buffer, dtype=width)[instr.offset : instr.offset + len(instr) + 1].astype(np.int64)
+    data = memoryview(data_buffer if data_buffer is not None else b"")
+    sha = hashlib.sha256
+    for i, a, b in zip(rows.tolist(), ends[rows].tolist(), ends[rows + 1].tolist(), strict=True):
+        out[i] = sha(data[a:b]).hexdigest()
+
+
+def quick_scan(batch: pa.RecordBatch) -> tuple[pa.Array, pa.Array]:
+    """Per row the :func:`prompt_id` of its instruction bytes (null where the instruction is null),
+    and every completion's model name (nothing is validated: :func:`parse_batch` does that)."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    instr = batch.column("instruction")
+    ids: list[str | None] = [None] * batch.num_rows
+    if not pa.types.is_null(instr.type):
+        _hash_instructions(instr, np.flatnonzero(np.asarray(instr.is_valid().to_numpy(zero_copy_only=False))), ids)
+    models = _child(pc.list_flatten(batch.column("completions")), ("model",))
+    return pa.array(ids, type=pa.string()), models if models is not None else pa.nulls(0, pa.string())
+
+
 def parse_batch(batch: pa.Table | pa.RecordBatch, rating: str = "aspects") -> pa.Table:
     """Parse an Arrow batch of UltraFeedback rows into compact per-row columns (vectorised).
 
@@ -328,33 +400,8 @@ def _parse_record_batch(batch: pa.RecordBatch, rating: str) -> pa.Table:
         blank = pc.or_kleene(pc.equal(pc.binary_length(response), 0), pc.utf8_is_space(response))
         empty = np.asarray(blank.fill_null(True).to_numpy(zero_copy_only=False), dtype=bool)
 
-    if rating == "overall_score":
-        child = _child(flat, ("overall_score",))
-        if child is None:
-            rating_values = np.full(len(flat), np.nan)
-        else:
-            rating_values, bad = _parse_values(child, parse_overall_score)
-            bad_comp |= bad
-    else:
-        per_aspect = []
-        for aspect in ASPECTS:
-            container = _child(flat, ("annotations", aspect))
-            if container is not None and not pa.types.is_struct(container.type):
-                bad_comp |= ~np.asarray(container.is_null().to_numpy(zero_copy_only=False), dtype=bool)
-                continue
-            child = _child(flat, ("annotations", aspect, "Rating"))
-            if child is None:
-                continue
-            values, bad = _parse_values(child, parse_rating)
-            per_aspect.append(values)
-            bad_comp |= bad
-        if per_aspect:
-            stacked = np.vstack(per_aspect)
-            count = (~np.isnan(stacked)).sum(axis=0)
-            total = np.nansum(stacked, axis=0)
-            rating_values = np.divide(total, count, out=np.full(len(flat), np.nan), where=count > 0)
-        else:
-            rating_values = np.full(len(flat), np.nan)
+    rating_values, bad = _ratings(flat, rating)
+    bad_comp |= bad
 
     if pa.types.is_null(instr.type):
         bad_instr = np.ones(n, dtype=bool)
@@ -379,14 +426,8 @@ def _parse_record_batch(batch: pa.RecordBatch, rating: str) -> pa.Table:
         if malformed[i] is None:
             malformed[i] = _row_reason(batch, int(i), rating)
     good = np.flatnonzero(~bad_row & np.array([m is None for m in malformed], dtype=bool))
-    if good.size:  # prompt_id() of the instruction's UTF-8 bytes, read straight from the Arrow buffer
-        _, offsets_buffer, data_buffer = instr.buffers()
-        width = np.int64 if pa.types.is_large_string(instr.type) else np.int32
-        ends = np.frombuffer(offsets_buffer, dtype=width)[instr.offset : instr.offset + n + 1].astype(np.int64)
-        data = memoryview(data_buffer if data_buffer is not None else b"")
-        sha = hashlib.sha256
-        for i, a, b in zip(good.tolist(), ends[good].tolist(), ends[good + 1].tolist(), strict=True):
-            prompt_ids[i] = sha(data[a:b]).hexdigest()
+    if good.size:
+        _hash_instructions(instr, good, prompt_ids)
 
     offsets = np.zeros(n + 1, dtype=np.int32)
     np.cumsum(lengths, out=offsets[1:])
@@ -477,6 +518,8 @@ SOURCE = register_source(
         parse_batch=parse_batch,
         texts=texts,
         text_columns=("instruction", "completions", "source"),
+        ratings=ratings,
+        quick_scan=quick_scan,
         rating_methods=RATING_METHODS,
         rating_help={
             "aspects": "mean of the four GPT-4 aspect ratings, 'N/A' ignored",
