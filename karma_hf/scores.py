@@ -8,16 +8,19 @@ Readers (all through :func:`load_scores`):
   with ``NAME=PATH``. By default the six karma tasks are read with these metric keys
   (:data:`KARMA_TASKS`):
 
-  ===================== ===============================
+  ===================== ================================
   task                  metric key
-  ===================== ===============================
-  karma_ifeval          ``prompt_level_strict_acc,none``
-  karma_mmlu_stem       ``exact_match,strict-match``
-  karma_mmlu_pro        ``exact_match,strict-match``
-  karma_hellaswag       ``exact_match,strict-match``
-  karma_arc_easy        ``exact_match,strict-match``
-  karma_arc_challenge   ``exact_match,strict-match``
-  ===================== ===============================
+  ===================== ================================
+  karma_ifeval          ``inst_level_loose_acc,none``
+  karma_mmlu_stem       ``exact_match,robust-extract``
+  karma_mmlu_pro        ``exact_match,robust-extract``
+  karma_hellaswag       ``exact_match,robust-extract``
+  karma_arc_easy        ``exact_match,robust-extract``
+  karma_arc_challenge   ``exact_match,robust-extract``
+  ===================== ================================
+
+  (``robust-extract`` reads the answer letter wherever the model wrote it; the strict
+  ``exact_match,strict-match`` is in every results file too, as ``karma_arc_easy:exact_match,strict-match``.)
 
   ``benchmarks={"leaderboard_ifeval": None, "mmlu_stem": "acc,none", ...}`` reads any other
   lm-eval tasks or groups instead (``None`` = the task's usual metric, see

@@ -7,8 +7,9 @@ ARC *validation* stands in for ARC test; MMLU-Pro is the schema-true fixture), w
 extractor (robust-extract) must find an answer in at least 90% of SmolLM2's outputs, i.e.
 the tasks measure what the model answered rather than whether it used the requested format.
 
-Budget: at most 8 minutes on a 2-core CPU including the GGUF conversion from nothing
-(measured figures in docs/tasks.md). ``KARMA_REAL_TIER_OUT=DIR`` keeps the outputs;
+Budget: the issue asked for 8 minutes on a 2-core CPU including the GGUF conversion from
+nothing; measured here 527 s to 1044 s with other work sharing the machine (docs/tasks.md), so
+over it under load. ``KARMA_REAL_TIER_OUT=DIR`` keeps the outputs;
 ``python scripts/real_tier_table.py DIR`` prints the accuracy table of docs/tasks.md from them.
 """
 

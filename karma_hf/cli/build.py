@@ -128,7 +128,12 @@ from karma_hf.cli.common import CONTEXT_SETTINGS, load_table, parse_test_size, s
 )
 @click.option("--strict", is_flag=True, help="Fail on the first malformed row instead of counting it.")
 @click.option(
-    "--num-proc", "--num_proc", "num_proc", type=click.IntRange(1, None), default=None, help="Threads for parsing."
+    "--num-proc",
+    "--num_proc",
+    "num_proc",
+    type=click.IntRange(1, None),
+    default=None,
+    help="Threads that parse the source when every row is parsed first (--strict, unknown models...).",
 )
 @click.option(
     "--output",

@@ -4,12 +4,16 @@
 :mod:`karma_hf.sources`) into one config per mode (:mod:`karma_hf.layout`) in two passes over
 the memory-mapped source, one Arrow record batch at a time (:mod:`karma_hf.pairs.stream`):
 
-1. **scan**: parse every batch with its schema's ``parse_batch`` (``num_proc`` threads, default
-   up to 2) and keep per row only a 16-byte test-split key; count malformed rows and unknown
-   models (errors before anything is written), then rank the distinct prompts into the test split;
-2. **decide and write**: parse each batch again, decide its rows' pairs for every mode
-   (:mod:`karma_hf.pairs.decide`, numpy per batch, one ``Kinship.select`` per distinct candidate
-   set of the whole source), gather each config's rows with Arrow ``take`` and hand them to that
+1. **scan**: hash every row's prompt and keep per row only a 16-byte test-split key, checking
+   that every completion names a known model; only the rows of the smallest keys are parsed, to
+   find the held-out prompts among well-formed rows (:func:`karma_hf.pairs.stream.quick_scan`).
+   With ``--strict``, a fractional ``--test-size``, rows the loader could not read, an unknown
+   model or a source without a quick scan, every batch is parsed instead (``num_proc`` threads,
+   default up to 2), counting malformed rows and unknown models (errors before anything is
+   written); then the distinct prompts are ranked into the test split;
+2. **decide and write**: parse each batch (again, after a full scan), decide its rows' pairs for
+   every mode (:mod:`karma_hf.pairs.decide`, numpy per batch, one ``Kinship.select`` per distinct
+   candidate set of the whole source), gather each config's rows with Arrow ``take`` and hand them to that
    config's writer thread (:mod:`karma_hf.pairs.writer`: parquet in 1,000-row row groups, the
    configs encoded concurrently while the next batch is parsed); the counts of the build report
    (:mod:`karma_hf.pairs.report`) are gathered on the way, then the report and the card

@@ -1,20 +1,29 @@
 """The builder's two passes over a source, one Arrow batch at a time (a few bytes of state per row).
 
-1. :func:`scan` parses every batch (the source's ``parse_batch``) and keeps, per row, only the
-   test-split key (16 bytes) and whether the row has a prompt id; malformed rows, unknown and
-   excluded models and empty completions are counted (:class:`~karma_hf.pairs.report.BuildStats`).
-   Nothing else of a batch outlives it.
-2. :func:`decide_and_write` parses each batch again, decides the pair of each of its rows for
-   every mode (:mod:`karma_hf.pairs.decide`: one kinship selection per distinct candidate set of
-   the whole source, cached across batches), turns the decisions into each config's rows and
-   hands them to the :class:`~karma_hf.pairs.writer.OutputWriter`, whose threads encode the
-   parquet files while the next batch is parsed. Per row only the status of each mode is kept.
+1. The first pass must end before anything is written: which prompts are held out decides every
+   split's first row. Two ways:
 
-The scan keeps the parsed batches (:class:`~karma_hf.pairs.decide.Rows` and prompt ids, ~210
-bytes per row) when all of them fit in :data:`PARSED_BUDGET` (64 MiB); otherwise pass 2 parses
-every batch again.
-Keeping the whole parsed source would make memory grow with it; the scan must end before
-anything is written, because which prompts are held out decides every split's first row.
+   - :func:`quick_scan` (sources with a ``quick_scan``, when nothing needs every row parsed
+     first: see :func:`can_quick_scan`): per row only the test-split key of its would-be prompt id
+     (16 bytes) and a check that every completion names a known model; then
+     :func:`resolve_test_split` parses just the rows of the smallest keys to find the held-out
+     prompts among well-formed rows. A completion of an unknown model falls back to the full scan.
+   - :func:`scan` parses every batch (the source's ``parse_batch``) and keeps, per row, the
+     test-split key and whether the row has a prompt id; malformed rows, unknown and excluded
+     models and empty completions are counted (:class:`~karma_hf.pairs.report.BuildStats`), so
+     ``--strict`` and unknown models fail before anything is written.
+
+2. :func:`decide_and_write` parses each batch (counting what a quick first pass did not), decides
+   the pair of each of its rows for every mode (:mod:`karma_hf.pairs.decide`: one kinship
+   selection per distinct candidate set of the whole source, cached across batches), turns the
+   decisions into each config's rows and hands them to the
+   :class:`~karma_hf.pairs.writer.OutputWriter`, whose threads encode the parquet files while the
+   next batch is parsed. Per row only the status of each mode is kept.
+
+The full scan keeps the parsed batches (:class:`~karma_hf.pairs.decide.Rows` and prompt ids,
+~210 bytes per row) when all of them fit in :data:`PARSED_BUDGET` (64 MiB); otherwise pass 2
+parses every batch again. Keeping the whole parsed source would make memory grow with it.
+Both first passes give the same held-out rows, so the same bytes (``tests/test_binarize.py``).
 """
 
 from __future__ import annotations
