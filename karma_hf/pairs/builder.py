@@ -239,7 +239,7 @@ def run_build(
     from karma_hf.kinship import Kinship
     from karma_hf.pairs.report import BuildStats, build_report
     from karma_hf.pairs.stream import Context, can_quick_scan, decide_and_write, quick_scan, resolve_test_split
-    from karma_hf.pairs.writer import OutputWriter
+    from karma_hf.pairs.writer import OutputWriter, release_unused
     from karma_hf.sources.loading import LOAD_ERROR_COLUMN, has_splits, load_source
     from karma_hf.sources.registry import detect_source, get_source, pinned_revision
 
@@ -283,6 +283,7 @@ def run_build(
         else:
             count, is_test = _full_scan(ctx, data, stats, table, source_id, bars("Reading completions"))
         stats.test_prompts = count
+        release_unused()  # the first pass's freed buffers go back to the OS before the writers start
 
         tmp: tempfile.TemporaryDirectory | None = None
         if output is None:
