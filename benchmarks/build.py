@@ -28,10 +28,11 @@ Jobs, each in a fresh spawned process on the same file (so its peak memory is it
 Rounds are interleaved; each job's wall time and CPU time (user + system, all its threads) are
 reported, medians of the rounds. Module imports are done before the clock starts in every job.
 
-Memory: each job samples ``RssAnon`` (``/proc/self/status``: anonymous pages only, i.e. what
-the job allocated; the memory-mapped source's file-backed pages are not counted, being
-reclaimable page cache) every 5 ms in a thread and reports the peak; ``VmHWM`` (peak RSS incl.
-file pages) is reported too. A spike shorter than the sampling period can be missed.
+Memory: the parent samples each job's ``RssAnon`` (``/proc/<pid>/status``: anonymous pages only,
+i.e. what the job allocated; the memory-mapped source's file-backed pages are not counted, being
+reclaimable page cache) every 5 ms and reports the peak (from outside: a sampling thread inside
+the job would take the GIL from the build's threads 200 times a second); the job reports its
+``VmHWM`` (peak RSS incl. file pages). A spike shorter than the sampling period can be missed.
 
 Acceptance (issue 13): build-1 <= 1.25x floor, build-4 <= 1.6x build-1 (256k rows), reference /
 build-1 >= 12x, peak anonymous memory of a 1M-row build <= 400 MB.
@@ -50,7 +51,6 @@ import platform
 import shutil
 import statistics
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -272,46 +272,38 @@ def make_source(rows: int, path: Path, seed: int = 0) -> dict[str, float]:
 
 
 # ---------------------------------------------------------------------------------- memory
-class MemorySampler:
-    """Peak ``RssAnon`` (anonymous resident memory) of this process, sampled in a thread."""
-
-    def __init__(self, period: float = 0.005) -> None:
-        self.period = period
-        self.peak_kb = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    @staticmethod
-    def status_kb(field: str) -> int:
-        with open("/proc/self/status", encoding="ascii") as f:
+def status_kb(field: str, pid: int | str = "self") -> int:
+    """A ``/proc/<pid>/status`` field in kB (0 when absent or the process is gone)."""
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii") as f:
             for line in f:
                 if line.startswith(field + ":"):
                     return int(line.split()[1])
+    except OSError:
         return 0
+    return 0
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.peak_kb = max(self.peak_kb, self.status_kb("RssAnon"))
-            self._stop.wait(self.period)
+
+class MemorySampler:
+    """In the job: its CPU time and its memory at the start and the end of the timed work. The
+    peak ``RssAnon`` is sampled from outside, by :func:`run_job` (a sampling thread inside the job
+    would compete for the GIL with the build's own threads)."""
 
     def __enter__(self) -> MemorySampler:
-        self.baseline_kb = self.status_kb("RssAnon")
+        self.baseline_kb = status_kb("RssAnon")
         self.cpu0 = time.process_time()
-        self._thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.cpu_s = time.process_time() - self.cpu0  # user + system time of all the job's threads
-        self._stop.set()
-        self._thread.join()
-        self.peak_kb = max(self.peak_kb, self.status_kb("RssAnon"))
+        self.end_kb = status_kb("RssAnon")
 
     def figures(self) -> dict[str, float]:
         return {
             "cpu_seconds": self.cpu_s,
-            "anon_peak_mb": self.peak_kb / 1024,
+            "anon_peak_mb": self.end_kb / 1024,  # run_job raises it to the peak it sampled
             "anon_at_start_mb": self.baseline_kb / 1024,
-            "rss_peak_mb": self.status_kb("VmHWM") / 1024,  # incl. file pages of the mapped source
+            "rss_peak_mb": status_kb("VmHWM") / 1024,  # incl. file pages of the mapped source
         }
 
 
@@ -319,14 +311,21 @@ class MemorySampler:
 def job_build(src: str, out: str, modes: list[str], queue: Any) -> None:
     # imports are not part of the timed work (as in the other jobs); datasets loads lazily
     import huggingface_hub  # noqa: F401
+    import jinja2  # noqa: F401  (the card's template engine, imported lazily by huggingface_hub)
     import pyarrow.parquet  # noqa: F401
     from datasets import Dataset  # noqa: F401
 
     import karma_hf.cards.dataset  # noqa: F401
+    import karma_hf.kinship  # noqa: F401
+    import karma_hf.pairs.report  # noqa: F401
     import karma_hf.pairs.stream  # noqa: F401
+    import karma_hf.pairs.writer  # noqa: F401
     import karma_hf.scores  # noqa: F401
-    import karma_hf.sources.ultrafeedback  # noqa: F401
+    import karma_hf.sources.loading  # noqa: F401
     from karma_hf.pairs.builder import build
+    from karma_hf.sources.registry import source_names
+
+    source_names()  # imports the built-in source schemas
 
     with MemorySampler() as mem:
         t0 = time.perf_counter()
@@ -480,18 +479,25 @@ def job_floor(src: str, out: str, modes: list[str], queue: Any) -> None:
 
 
 def run_job(fn: Any, *args: Any) -> dict[str, Any]:
+    """Run ``fn(*args, queue)`` in a fresh spawned process; sample its ``RssAnon`` every 5 ms from
+    here until it reports, and return its figures with that peak."""
+    import queue as queue_module
+
     ctx = mp.get_context("spawn")  # fresh interpreter: its own peak memory, nothing cached in memory
-    queue = ctx.Queue()
-    proc = ctx.Process(target=fn, args=(*args, queue))
+    results = ctx.Queue()
+    proc = ctx.Process(target=fn, args=(*args, results))
     proc.start()
+    peak_kb = 0
     while True:  # a child that dies (OOM, crash) must not leave us waiting forever
         try:
-            result = queue.get(timeout=1.0)
+            result = results.get(timeout=0.005)
             break
-        except Exception:  # queue.Empty
+        except queue_module.Empty:
+            peak_kb = max(peak_kb, status_kb("RssAnon", proc.pid))
             if not proc.is_alive():
                 raise SystemExit(f"{fn.__name__} died with exit code {proc.exitcode}") from None
     proc.join()
+    result["anon_peak_mb"] = max(result["anon_peak_mb"], peak_kb / 1024)
     return result
 
 

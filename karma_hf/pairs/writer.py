@@ -43,6 +43,10 @@ ROW_GROUP_SIZE = 1000
 #: 393 MB, against 75 s and 429 MB releasing the Arrow pool every second group without
 #: ``malloc_trim``, and 81 s and 407 MB trimming every eighth (``benchmarks/build.py``, 2 cores).
 RELEASE_EVERY = 1
+#: The same for a pipelined config (fewer configs than cores): its encoder thread is the build's
+#: critical path, and with so few writer threads their retained memory stays small (a one-mode
+#: build of 1M rows peaks at ~220 MB either way).
+RELEASE_EVERY_PIPELINED = 4
 #: Batches that may wait for one config's gather thread before the reader blocks.
 MAX_PENDING = 2
 #: Gathered batches that may wait for one config's write thread before its gather thread blocks.
@@ -92,12 +96,13 @@ _TRIM = _malloc_trim()
 class SplitWriter:
     """Streams rows of one (config, split) to parquet in fixed-size row groups."""
 
-    def __init__(self, path: Path, schema: pa.Schema) -> None:
+    def __init__(self, path: Path, schema: pa.Schema, release_every: int = RELEASE_EVERY) -> None:
         import pyarrow.parquet as pq
 
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self.schema = schema
+        self.release_every = release_every
         self.writer = pq.ParquetWriter(str(path), schema, compression="snappy")
         self.buffer: list[pa.Table] = []
         self.buffered = 0
@@ -119,7 +124,7 @@ class SplitWriter:
         self.writer.write_table(head, row_group_size=count)
         self.rows += head.num_rows
         self.groups += 1
-        if self.groups % RELEASE_EVERY == 0:
+        if self.groups % self.release_every == 0:
             release_unused()
         self.buffer = [rest] if rest.num_rows else []
         self.buffered = rest.num_rows
@@ -155,7 +160,9 @@ class ConfigWriter:
         self.pipelined = pipelined
         schema = form_schema(form)
         self.writers = {
-            split: SplitWriter(folder / shard_name(split), schema)
+            split: SplitWriter(
+                folder / shard_name(split), schema, RELEASE_EVERY_PIPELINED if pipelined else RELEASE_EVERY
+            )
             for split in FORMS[form].splits
             if shard_split(split) == split
         }
