@@ -25,13 +25,15 @@ the memory-mapped source, one Arrow record batch at a time (:mod:`karma_hf.pairs
    removed by the next build.
 
 Memory: what a build keeps per source row is one int8 status per mode and one test flag (plus the
-16-byte key during the scan, and the parsed batches when all of them fit 64 MiB); everything else
-lives for one batch (``batch_size`` rows, at most two waiting per config). Measured with
-``benchmarks/build.py`` (UltraFeedback-like rows, 4 completions of ~1.2k characters): peak
-anonymous memory (``RssAnon``) 156 / 272 MB for one / four modes at 64k rows, 206 / 313 MB at
-256k, 208 / 389 MB at 1M rows: it grows by a few bytes per row, not with the text. The resident
-set (RSS) is larger by the pages of the memory-mapped source that the passes read: file-backed
-page cache, shared and reclaimable, which the OS evicts under memory pressure.
+16-byte key during the first pass, and the parsed batches of a full scan when all of them fit
+64 MiB); everything else lives for one batch (``batch_size`` rows, at most two waiting per
+config), except the parquet footers (row-group statistics), which each writer holds until its
+file closes. Measured with ``benchmarks/build.py`` (UltraFeedback-like rows, 4 completions of
+~1.2k characters): peak anonymous memory (``RssAnon``) 174 / 262 MB for one / four modes at 64k
+rows, 181 / 283 MB at 256k, 248 / 393 MB at 1M rows: it grows by a few bytes per row, not with
+the text. The resident set (RSS) is larger by the pages of the memory-mapped source that the
+passes read: file-backed page cache, shared and reclaimable, which the OS evicts under memory
+pressure.
 
 Outputs: one config per mode and form (:data:`karma_hf.layout.FORMS`; ``sim`` is the ``best``
 form, ``sim-all`` the ``all`` form, ...); all splits of a config share one schema
