@@ -498,6 +498,39 @@ def test_quick_first_pass_matches_full_scan(tmp_path, cache, monkeypatch):
     assert distinct > 5  # several held-out sizes were built before --test-size ran out of prompts
 
 
+@pytest.mark.parametrize("cores", [1, 64])
+def test_writer_threads_do_not_change_the_bytes(tmp_path, built, cache, monkeypatch, cores):
+    """One thread per config (as many configs as cores) or a gather and an encode thread per
+    config (fewer configs than cores): the same files."""
+    import karma_hf.pairs.writer as writer
+
+    monkeypatch.setattr(writer, "available_cores", lambda: cores)
+    again = build(FIXTURE, test_size=3, output=tmp_path / "again", cache_dir=cache, ignore_unknown_models=True)
+    assert _digests(again.output) == _digests(built.output)
+
+
+@pytest.mark.parametrize("pipelined", [False, True])
+def test_a_failed_write_reaches_the_reader_and_abort_returns(tmp_path, monkeypatch, pipelined):
+    """An error in a config's writer thread (disk full, say) is raised in the thread that feeds
+    it, at the latest when the files are closed, and abort() never waits forever."""
+    import karma_hf.pairs.writer as writer
+
+    def fail(self, table):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(writer.SplitWriter, "add", fail)
+    items = writer.Items("best", np.arange(3), np.zeros(3, dtype=np.int64), np.ones(3, dtype=np.int64))
+    monkeypatch.setattr(writer, "TABLES", {"best": lambda batch, items, sel: "a table"})
+    config = writer.ConfigWriter(tmp_path / "sim", "best", pipelined=pipelined)
+    with pytest.raises(OSError, match="No space left"):
+        for _ in range(writer.MAX_PENDING + writer.MAX_WRITING + 3):
+            config.submit(None, items, np.zeros(3, dtype=bool))  # type: ignore[arg-type]
+        config.close()
+    config.abort()
+    with pytest.raises(RuntimeError):  # the threads are shut down
+        config.gather_pool.submit(print)
+
+
 def test_cli_build(tmp_path, capsys, cache, monkeypatch):
     from karma_hf.cli import main
 
