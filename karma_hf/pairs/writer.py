@@ -157,7 +157,6 @@ class ConfigWriter:
 
     def __init__(self, folder: Path, form: str, pipelined: bool = False) -> None:
         self.folder = folder
-        self.pipelined = pipelined
         schema = form_schema(form)
         self.writers = {
             split: SplitWriter(
